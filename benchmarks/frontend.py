@@ -1,0 +1,52 @@
+"""Real-time factor of the streaming frontend on one core.
+
+    python benchmarks/frontend.py [--seconds 60] [--chunk-ms 20]
+
+Feeds synthetic audio in chunks to :class:`kws.frontend.StreamingFrontend` and prints, per chunk
+size, processing time / audio duration (the real-time factor; lower is better). Pins BLAS/FFT to one
+thread and the process to one CPU where the OS allows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(var, "1")
+
+import numpy as np  # noqa: E402
+
+from kws.frontend import StreamingFrontend  # noqa: E402
+
+
+def real_time_factor(wave: np.ndarray, chunk: int, repeats: int = 3) -> float:
+    """Best-of-``repeats`` seconds of compute per second of audio for one chunk size."""
+    best = float("inf")
+    for _ in range(repeats):
+        fe = StreamingFrontend()
+        start = time.perf_counter()
+        for i in range(0, len(wave), chunk):
+            fe.accept(wave[i:i + chunk])
+        best = min(best, time.perf_counter() - start)
+    return best / (len(wave) / 16000)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--chunk-ms", type=float, nargs="+", default=[10, 20, 80, 1000])
+    args = parser.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    wave = (np.random.default_rng(0).standard_normal(int(args.seconds * 16000)) * 0.1
+            ).astype(np.float32)
+    results = {f"{ms:g} ms": real_time_factor(wave, int(ms * 16)) for ms in args.chunk_ms}
+    print(json.dumps({"benchmark": "streaming frontend real-time factor (1 core)",
+                      "audio_s": args.seconds, "rtf": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
