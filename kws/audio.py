@@ -147,3 +147,24 @@ def load_many(paths: Iterable[str | Path], sample_rate: int = 16000) -> LoadRepo
     if report.skipped:
         log.warning("%d file(s) skipped as unreadable", len(report.skipped))
     return report
+
+
+def speech_bounds(wave: np.ndarray, sample_rate: int = 16000, frame_ms: float = 10.0,
+                  below_peak_db: float = 35.0, above_floor_db: float = 12.0) -> tuple[float, float]:
+    """Start and end (seconds) of the voiced part of a clean clip, by an energy endpoint.
+
+    A 10 ms frame is voiced when its energy is within ``below_peak_db`` of the loudest frame and
+    ``above_floor_db`` above the 10th-percentile frame (the clip's silence). Returns the first
+    voiced frame's start and the last voiced frame's end; the whole clip if nothing qualifies.
+    """
+    frame = max(1, int(sample_rate * frame_ms / 1000))
+    n = len(wave) // frame
+    if n == 0:
+        return 0.0, len(wave) / sample_rate
+    energy = np.square(wave[:n * frame].astype(np.float64)).reshape(n, frame).mean(1)
+    db = 10 * np.log10(energy + 1e-12)
+    threshold = max(db.max() - below_peak_db, np.percentile(db, 10) + above_floor_db)
+    voiced = np.flatnonzero(db >= threshold)
+    if len(voiced) == 0:
+        return 0.0, len(wave) / sample_rate
+    return float(voiced[0] * frame / sample_rate), float((voiced[-1] + 1) * frame / sample_rate)

@@ -115,7 +115,10 @@ class DataConfig:
         eval_negative_dirs: folders of long negative audio kept out of training (false alarms/hour).
         noise_dirs: folders of background noise for augmentation.
         manifests: JSONL files with lines {"path", "label", "speaker", "split"}.
-        val_fraction: share of speakers (or files without speaker) used for validation.
+        val_fraction: share of speakers (a file without speaker is its own) used for validation.
+        test_fraction: share of keyword speakers held out for test (besides holdout ranges).
+        negative_test_fraction: share of negative speakers held out for test, so that false
+            alarms per hour are measured on speech the model never heard.
         seed: split seed.
     """
 
@@ -126,6 +129,8 @@ class DataConfig:
     noise_dirs: tuple[str, ...] = ()
     manifests: tuple[str, ...] = ()
     val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    negative_test_fraction: float = 0.3
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -135,7 +140,9 @@ class DataConfig:
                                              for k, v in dict(self.holdout).items()})
         for name in ("negative_dirs", "eval_negative_dirs", "noise_dirs", "manifests"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
-        _check(0 < self.val_fraction < 0.5, "data.val_fraction", self.val_fraction, "0 < x < 0.5")
+        for name in ("val_fraction", "test_fraction", "negative_test_fraction"):
+            value = getattr(self, name)
+            _check(0 <= value < 0.5, f"data.{name}", value, "0 <= x < 0.5")
         for kw, ranges in self.holdout.items():
             for r in ranges:
                 _check(len(r) == 2 and r[0] <= r[1], f"data.holdout.{kw}", list(r),
@@ -193,7 +200,6 @@ class TrainConfig:
         patience: epochs without improvement of the validation miss rate before stopping.
         target_fa_per_hour: false-alarm rate at which validation miss rate is measured.
         seed: seed for weights, data order and augmentation.
-        workers: data loader worker processes (0 = in the main process).
     """
 
     epochs: int = 30
@@ -206,7 +212,6 @@ class TrainConfig:
     patience: int = 8
     target_fa_per_hour: float = 0.5
     seed: int = 0
-    workers: int = 0
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "train.epochs", self.epochs, ">= 1")
@@ -218,7 +223,6 @@ class TrainConfig:
         _check(self.patience >= 1, "train.patience", self.patience, ">= 1")
         _check(self.target_fa_per_hour > 0, "train.target_fa_per_hour", self.target_fa_per_hour,
                "> 0")
-        _check(self.workers >= 0, "train.workers", self.workers, ">= 0")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,163 @@
+"""Waveform augmentation (numpy) and SpecAugment masks (torch), all driven by a seeded Generator.
+
+Waveform functions take and return ``(n_samples,)`` float32 at 16 kHz. The same ``rng`` and inputs
+always give the same output, so a training run is reproducible from its seed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy.signal import fftconvolve, resample_poly
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+log = logging.getLogger(__name__)
+
+PEAK_FRAME = 2048  # samples per frame for the loudest-frame SNR (as the Picovoice benchmark)
+
+
+def fit_length(noise: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` samples of ``noise`` from a random offset, tiled when the noise is shorter."""
+    if len(noise) < n:
+        noise = np.tile(noise, n // len(noise) + 1)
+    start = int(rng.integers(0, len(noise) - n + 1))
+    return noise[start:start + n]
+
+
+def rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)) + 1e-12))
+
+
+def peak_frame_energy(x: np.ndarray, frame: int = PEAK_FRAME) -> float:
+    """Energy of the loudest ``frame``-sample frame (whole signal if shorter)."""
+    n = len(x) // frame
+    if n == 0:
+        return float(np.sum(np.square(x, dtype=np.float64))) + 1e-12
+    frames = x[:n * frame].astype(np.float64).reshape(n, frame)
+    return float(np.square(frames).sum(1).max()) + 1e-12
+
+
+def mix_at_snr(signal: np.ndarray, noise: np.ndarray, snr_db: float,
+               method: str = "rms") -> np.ndarray:
+    """``signal + g * noise`` with ``g`` set so the signal-to-noise ratio is ``snr_db``.
+
+    Args:
+        signal, noise: ``(n,)`` float32 of equal length.
+        method: "rms" compares mean power over the whole signal (training); "peak" compares the
+            loudest 2048-sample frames, as the Picovoice wake-word benchmark does (evaluation).
+    """
+    if len(signal) != len(noise):
+        raise ValueError(f"signal and noise lengths differ: {len(signal)} vs {len(noise)}")
+    if method == "rms":
+        ratio = (rms(signal) / rms(noise)) ** 2
+    elif method == "peak":
+        ratio = peak_frame_energy(signal) / peak_frame_energy(noise)
+    else:
+        raise ValueError(f"method {method!r} is not one of 'rms', 'peak'")
+    gain = np.sqrt(ratio / 10 ** (snr_db / 10))
+    return (signal + gain * noise).astype(np.float32)
+
+
+def colored_noise(n: int, exponent: float, rng: np.random.Generator) -> np.ndarray:
+    """Noise with power spectrum ~ 1/f**exponent (0 white, 1 pink, 2 brown), unit RMS."""
+    spectrum = rng.standard_normal(n // 2 + 1) + 1j * rng.standard_normal(n // 2 + 1)
+    freqs = np.maximum(np.fft.rfftfreq(n), 1.0 / n)
+    noise = np.fft.irfft(spectrum / freqs ** (exponent / 2), n=n)
+    return (noise / rms(noise)).astype(np.float32)
+
+
+def babble(n: int, speech: list[np.ndarray], rng: np.random.Generator,
+           talkers: tuple[int, int] = (3, 7)) -> np.ndarray:
+    """Several negative-speech recordings summed at equal loudness, unit RMS."""
+    count = int(rng.integers(talkers[0], talkers[1] + 1))
+    total = np.zeros(n, dtype=np.float64)
+    for _ in range(count):
+        part = fit_length(speech[int(rng.integers(len(speech)))], n, rng)
+        total += part / rms(part)
+    return (total / rms(total)).astype(np.float32)
+
+
+def change_speed(x: np.ndarray, factor: float) -> np.ndarray:
+    """Play ``x`` ``factor`` times faster (tempo and pitch), by polyphase resampling."""
+    up = 100
+    down = int(round(up * factor))
+    if down == up:
+        return x
+    return resample_poly(x, up, down).astype(np.float32)
+
+
+def gain_db(x: np.ndarray, db: float) -> np.ndarray:
+    """Scale by ``db`` decibels, clipped to [-1, 1] like a real ADC."""
+    return np.clip(x * np.float32(10 ** (db / 20)), -1.0, 1.0)
+
+
+def reverberate(x: np.ndarray, rir: np.ndarray) -> np.ndarray:
+    """Convolve with an impulse response, keep the length and the direct path's timing."""
+    direct = int(np.argmax(np.abs(rir)))
+    wet = fftconvolve(x, rir)[direct:direct + len(x)]
+    return (wet * (rms(x) / rms(wet))).astype(np.float32)
+
+
+def simulate_rirs(count: int, seed: int, sample_rate: int = 16000,
+                  cache_dir: str | Path | None = None) -> list[np.ndarray]:
+    """Room impulse responses of random shoebox rooms (image method, pyroomacoustics).
+
+    Rooms 3-10 m wide, 2.5-4 m high, RT60 0.2-0.8 s; source and microphone at random places.
+    Cached in ``cache_dir`` (default ``~/.cache/kws``) as ``rirs-<count>-<seed>.npz``.
+    """
+    cache = Path(cache_dir or os.environ.get("KWS_CACHE", Path.home() / ".cache" / "kws"))
+    path = cache / f"rirs-{count}-{seed}-{sample_rate}.npz"
+    if path.is_file():
+        with np.load(path) as saved:
+            return [saved[k] for k in sorted(saved.files, key=int)]
+    import pyroomacoustics as pra
+
+    rng = np.random.default_rng(seed)
+    rirs = []
+    for _ in range(count):
+        dims = np.array([rng.uniform(3, 10), rng.uniform(3, 8), rng.uniform(2.5, 4)])
+        rt60 = rng.uniform(0.2, 0.8)
+        absorption, max_order = pra.inverse_sabine(rt60, dims)
+        room = pra.ShoeBox(dims, fs=sample_rate, materials=pra.Material(absorption),
+                           max_order=min(max_order, 12))
+        room.add_source(rng.uniform(0.5, dims - 0.5))
+        room.add_microphone(rng.uniform(0.5, dims - 0.5))
+        room.compute_rir()
+        rir = np.asarray(room.rir[0][0], dtype=np.float32)[: int(0.8 * sample_rate)]
+        rirs.append(rir / np.abs(rir).max())
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **{str(i): r for i, r in enumerate(rirs)})
+    log.info("simulated %d room impulse responses -> %s", count, path)
+    return rirs
+
+
+def spec_augment(feats: "torch.Tensor", max_time: int, max_freq: int,
+                 generator: "torch.Generator") -> "torch.Tensor":
+    """One time mask and one frequency mask per sequence, filled with the sequence mean.
+
+    Args:
+        feats: ``(batch, frames, n_mels)``.
+        max_time, max_freq: largest mask width in frames / bands (0 disables that mask).
+    """
+    import torch
+
+    out = feats.clone()
+    batch, frames, bands = feats.shape
+    fill = feats.mean(dim=(1, 2))
+    for axis, limit, size in ((1, max_time, frames), (2, max_freq, bands)):
+        if limit <= 0:
+            continue
+        width = torch.randint(0, limit + 1, (batch,), generator=generator)
+        start = (torch.rand(batch, generator=generator) * (size - width)).long()
+        pos = torch.arange(size)
+        mask = (pos[None] >= start[:, None]) & (pos[None] < (start + width)[:, None])
+        mask = mask.to(feats.device)
+        mask = mask[:, :, None] if axis == 1 else mask[:, None, :]
+        out = torch.where(mask, fill[:, None, None], out)
+    return out

@@ -1,0 +1,185 @@
+"""Accuracy evaluation of any scorer: miss rate at false alarms per hour, delay, confusions.
+
+A scorer is a function ``(n_samples,) float32 audio -> (steps, K) scores`` that starts from a fresh
+stream state on every call (a checkpoint, an ONNX model, another engine). :func:`evaluate` runs it
+over positive clips mixed with noise at a chosen SNR and over long negative recordings, sweeps the
+threshold and returns a JSON-ready report. Torch-free; plotting imports matplotlib lazily.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from kws import augment
+from kws.audio import speech_bounds
+from kws.metrics import (EVENT_RULE, Det, det_curve, events, step_end_seconds,
+                         summarize_delays)
+
+log = logging.getLogger(__name__)
+
+Scorer = Callable[[np.ndarray], np.ndarray]
+FA_TARGETS = (0.1, 0.5, 1.0)
+PAD_BEFORE_S, PAD_AFTER_S = 0.5, 1.0  # silence (then noise) around each positive clip
+WINDOW_AFTER_S = 1.0  # a keyword counts as detected up to this long after its end
+
+
+@dataclass(frozen=True)
+class Timing:
+    """When each score step becomes available: step ``i`` ends at
+    ``((i + 1) * step_frames - 1) * hop_s + window_s`` seconds."""
+
+    step_frames: int
+    hop_s: float = 0.010
+    window_s: float = 0.025
+
+    @property
+    def step_s(self) -> float:
+        return self.step_frames * self.hop_s
+
+    def step_times(self, steps: int) -> np.ndarray:
+        return step_end_seconds(np.arange(steps), self.step_frames, self.hop_s, self.window_s)
+
+
+@dataclass(frozen=True)
+class PositiveClip:
+    """A keyword clip ready for scoring: padded, mixed with noise; bounds from the clean clip."""
+
+    path: str
+    keyword: int
+    wave: np.ndarray
+    start_s: float
+    end_s: float
+
+
+def prepare_positives(positives: dict[str, list[tuple[Path, np.ndarray]]],
+                      keywords: tuple[str, ...], noise: list[np.ndarray], snr_db: float | None,
+                      seed: int = 0, sample_rate: int = 16000) -> list[PositiveClip]:
+    """Pad each clip with silence, find its voiced part, then mix in noise at ``snr_db``
+    (loudest-frame energy, as the Picovoice benchmark; no noise when ``snr_db`` is None)."""
+    rng = np.random.default_rng(seed)
+    before, after = int(PAD_BEFORE_S * sample_rate), int(PAD_AFTER_S * sample_rate)
+    out = []
+    for k, kw in enumerate(keywords):
+        for path, wave in positives.get(kw, []):
+            clean = np.concatenate([np.zeros(before, np.float32), wave,
+                                    np.zeros(after, np.float32)])
+            start, end = speech_bounds(wave, sample_rate)
+            mixed = clean
+            if noise and snr_db is not None:
+                src = noise[int(rng.integers(len(noise)))]
+                mixed = augment.mix_at_snr(clean, augment.fit_length(src, len(clean), rng),
+                                           snr_db, method="peak")
+            out.append(PositiveClip(str(path), k, mixed, start + PAD_BEFORE_S,
+                                    end + PAD_BEFORE_S))
+    return out
+
+
+def evaluate(scorer: Scorer, timing: Timing, keywords: tuple[str, ...],
+             positives: list[PositiveClip], negatives: list[tuple[Path, np.ndarray]],
+             refractory_s: float = 2.0, targets: Iterable[float] = FA_TARGETS,
+             sample_rate: int = 16000, progress: Callable[[Iterable], Iterable] = iter
+             ) -> tuple[dict, Det]:
+    """Score everything and build the report.
+
+    Returns:
+        (report, det): ``report`` is JSON-ready (see ``write_report``); ``det`` the curve.
+    """
+    if not negatives:
+        raise ValueError("evaluation needs negative audio to count false alarms")
+    refractory = max(1, int(round(refractory_s / timing.step_s)))
+    k = len(keywords)
+    clip_tracks = [scorer(c.wave) for c in progress(positives)]
+    windows = []
+    for clip, track in zip(positives, clip_tracks):
+        t = timing.step_times(len(track))
+        windows.append((t >= clip.start_s) & (t <= clip.end_s + WINDOW_AFTER_S))
+    peaks = np.array([[tr[w, j].max(initial=0.0) for j in range(k)]
+                      for tr, w in zip(clip_tracks, windows)]).reshape(-1, k)
+    labels = np.array([c.keyword for c in positives], dtype=int)
+    neg_tracks = [scorer(w) for _, w in progress(negatives)]
+    hours = sum(len(w) for _, w in negatives) / sample_rate / 3600
+    det = det_curve([peaks[labels == j, j] for j in range(k)], neg_tracks, hours, refractory)
+
+    report: dict = {
+        "event_rule": EVENT_RULE, "refractory_s": refractory_s, "step_s": timing.step_s,
+        "negative_hours": hours, "negative_files": len(negatives),
+        "positive_clips": {kw: int((labels == j).sum()) for j, kw in enumerate(keywords)},
+        "keywords": {}, "confusion": {}, "false_alarms": [],
+    }
+    for j, kw in enumerate(keywords):
+        points = {}
+        for target in targets:
+            thr, miss, fa = det.operating_point(j, target)
+            points[f"{target:g}"] = {"threshold": thr, "fa_per_hour": fa,
+                                     "miss_rate": miss if np.isfinite(miss) else None}
+        thr = points.get("0.5", next(iter(points.values())))["threshold"]
+        delays = []
+        for clip, track, w in zip(positives, clip_tracks, windows):
+            hit = np.flatnonzero(w & (track[:, j] >= thr))
+            if clip.keyword == j and len(hit):
+                delays.append(float(timing.step_times(len(track))[hit[0]] - clip.end_s))
+        report["keywords"][kw] = {"at_fa_per_hour": points, "delay_s": summarize_delays(delays),
+                                  "operating_threshold": thr}
+    thresholds = np.array([report["keywords"][kw]["operating_threshold"] for kw in keywords])
+    for j, kw in enumerate(keywords):
+        fired = peaks[labels == j] >= thresholds[None, :]
+        report["confusion"][kw] = {other: int(fired[:, i].sum())
+                                   for i, other in enumerate(keywords)}
+        report["confusion"][kw]["missed"] = int((~fired[:, j]).sum())
+    for (path, _), track in zip(negatives, neg_tracks):
+        times = timing.step_times(len(track))
+        for j, kw in enumerate(keywords):
+            for step in events(track[:, j], thresholds[j], refractory):
+                report["false_alarms"].append({"file": str(path), "time_s": round(float(
+                    times[step]), 2), "keyword": kw, "score": float(track[step, j])})
+    return report, det
+
+
+def miss_at(report: dict, target: float = 0.5) -> float:
+    """Mean over keywords of the miss rate at ``target`` false alarms per hour."""
+    values = [v["at_fa_per_hour"][f"{target:g}"]["miss_rate"] for v in report["keywords"].values()]
+    return float(np.mean([v for v in values if v is not None]))
+
+
+def write_report(report: dict, det: Det, keywords: tuple[str, ...], out_dir: Path,
+                 title: str = "") -> None:
+    """Write ``report.json``, ``det.png`` and ``false_alarms.tsv`` (a listening list)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    full = dict(report, det={"thresholds": det.thresholds.tolist(),
+                             "fa_per_hour": det.fa_per_hour.tolist(),
+                             "miss_rate": det.miss_rate.tolist()})
+    (out_dir / "report.json").write_text(json.dumps(full, indent=2))
+    lines = ["file\ttime_s\tkeyword\tscore"] + [
+        f"{fa['file']}\t{fa['time_s']}\t{fa['keyword']}\t{fa['score']:.3f}"
+        for fa in report["false_alarms"]]
+    (out_dir / "false_alarms.tsv").write_text("\n".join(lines) + "\n")
+    plot_det({kw: (det.fa_per_hour[:, j], det.miss_rate[:, j]) for j, kw in enumerate(keywords)},
+             out_dir / "det.png", title or f"DET ({report['negative_hours']:.2f} h negatives)")
+
+
+def plot_det(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, title: str) -> None:
+    """Miss rate vs false alarms per hour, one line per name."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for name, (fa, miss) in curves.items():
+        ax.plot(np.maximum(fa, 1e-2), 100 * miss, marker=".", markersize=3, label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("false alarms per hour (0 drawn at 0.01)")
+    ax.set_ylabel("miss rate (%)")
+    ax.axvline(0.5, color="grey", linestyle=":", linewidth=1)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

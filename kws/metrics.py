@@ -1,0 +1,119 @@
+"""Detection metrics on score tracks: events, false alarms per hour, miss rate, DET, delay.
+
+Pure numpy, no torch: used by training validation, ``kws eval`` and the benchmark harness alike.
+
+Event rule (the same for every engine and every report): an event for a keyword is the first step
+whose score is >= the threshold once at least ``refractory`` steps have passed since that keyword's
+previous event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+EVENT_RULE = ("event = first step with score >= threshold at least `refractory_s` after the "
+              "previous event of the same keyword")
+
+
+def default_thresholds() -> np.ndarray:
+    """Threshold grid: 0.005 .. 0.995 in steps of 0.005, plus 0.999, 0.9997 and 0.9999."""
+    return np.concatenate([np.round(np.arange(1, 200) * 0.005, 4), [0.999, 0.9997, 0.9999]])
+
+
+def events(track: np.ndarray, threshold: float, refractory: int) -> np.ndarray:
+    """Step indices of the events in a ``(steps,)`` score track (see the module's event rule)."""
+    if refractory < 1:
+        raise ValueError(f"refractory must be >= 1 step, got {refractory}")
+    above = np.flatnonzero(track >= threshold)
+    out = []
+    i = 0
+    while i < len(above):
+        step = int(above[i])
+        out.append(step)
+        i = int(np.searchsorted(above, step + refractory, side="left"))
+    return np.asarray(out, dtype=np.int64)
+
+
+def count_events(tracks: list[np.ndarray], thresholds: np.ndarray, refractory: int) -> np.ndarray:
+    """Events per threshold and keyword summed over ``(steps, K)`` tracks: ``(n_thr, K)``."""
+    k = tracks[0].shape[1] if tracks else 0
+    counts = np.zeros((len(thresholds), k), dtype=np.int64)
+    for track in tracks:
+        for j in range(k):
+            col = track[:, j]
+            peak = col.max(initial=-np.inf)
+            for t, thr in enumerate(thresholds):
+                if thr > peak:
+                    break
+                counts[t, j] += len(events(col, thr, refractory))
+    return counts
+
+
+@dataclass(frozen=True)
+class Det:
+    """A detection-error-tradeoff curve per keyword.
+
+    Attributes:
+        thresholds: ``(n,)`` increasing.
+        fa_per_hour: ``(n, K)`` false alarms per hour of negative audio.
+        miss_rate: ``(n, K)`` share of positive clips without an event, in [0, 1].
+    """
+
+    thresholds: np.ndarray
+    fa_per_hour: np.ndarray
+    miss_rate: np.ndarray
+
+    def operating_point(self, k: int, max_fa_per_hour: float) -> tuple[float, float, float]:
+        """(threshold, miss rate, FA/h) at the lowest threshold whose FA/h <= the target.
+
+        Returns the highest threshold (FA/h may still exceed the target) when none qualifies.
+        """
+        ok = np.flatnonzero(self.fa_per_hour[:, k] <= max_fa_per_hour)
+        i = int(ok[0]) if len(ok) else len(self.thresholds) - 1
+        return (float(self.thresholds[i]), float(self.miss_rate[i, k]),
+                float(self.fa_per_hour[i, k]))
+
+
+def miss_rates(peaks: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Share of clips whose peak score (inside their keyword window) is below each threshold."""
+    if len(peaks) == 0:
+        return np.full(len(thresholds), np.nan)
+    return (np.asarray(peaks)[None, :] < thresholds[:, None]).mean(axis=1)
+
+
+def det_curve(positive_peaks: list[np.ndarray], negative_tracks: list[np.ndarray],
+              negative_hours: float, refractory: int,
+              thresholds: np.ndarray | None = None) -> Det:
+    """Build a :class:`Det` from per-keyword positive peak scores and negative score tracks.
+
+    Args:
+        positive_peaks: for each keyword, ``(n_clips,)`` peak score of that keyword in each clip's
+            window.
+        negative_tracks: ``(steps, K)`` score tracks of negative recordings.
+        negative_hours: total duration of the negative recordings in hours (> 0).
+        refractory: event refractory period in steps.
+    """
+    if negative_hours <= 0:
+        raise ValueError(f"negative audio must last > 0 hours, got {negative_hours}")
+    thr = default_thresholds() if thresholds is None else np.asarray(thresholds, dtype=float)
+    fa = count_events(negative_tracks, thr, refractory) / negative_hours
+    miss = np.stack([miss_rates(p, thr) for p in positive_peaks], axis=1)
+    return Det(thr, fa, miss)
+
+
+def step_end_seconds(step: np.ndarray | int, step_frames: int, hop_s: float,
+                     window_s: float) -> np.ndarray:
+    """Time (s from the stream start) at which a model step's score becomes available: the end of
+    the last audio sample its last feature frame reads."""
+    return ((np.asarray(step) + 1) * step_frames - 1) * hop_s + window_s
+
+
+def summarize_delays(delays: list[float]) -> dict[str, float | None]:
+    """Median and 95th percentile (seconds) of detection delays; None when there are none."""
+    if not delays:
+        return {"median": None, "p95": None, "count": 0}
+    arr = np.asarray(delays)
+    return {"median": float(np.median(arr)), "p95": float(np.percentile(arr, 95)),
+            "count": len(delays)}

@@ -1,0 +1,127 @@
+"""Training on the synthetic corpus: loss, run outputs, determinism, resume, DDP, eval CLI."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="torch is in the train extra")
+
+from kws.config import load_config  # noqa: E402
+from kws.train import keyword_loss, load_model, train  # noqa: E402
+from tests.synthetic import make_corpus, write_config  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return make_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+def weights(run):
+    model, _ = load_model(run / "checkpoint.pt")
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_loss_prefers_a_peak_at_the_keyword_end():
+    labels = torch.tensor([1])
+    start, end = torch.tensor([10]), torch.tensor([20])
+    base = torch.zeros(1, 40, 2)
+    base[..., 0] = 5.0  # confident "none" everywhere
+    at_end = base.clone()
+    at_end[0, 21, 1] = 10.0  # keyword fires inside the end window
+    too_early = base.clone()
+    too_early[0, 2, 1] = 10.0  # fires long before the keyword
+    loss = lambda x: keyword_loss(x, labels, start, end, before=3, after=3).item()  # noqa: E731
+    assert loss(at_end) < loss(base) < loss(too_early)
+    # a negative sequence: any keyword peak costs
+    none = torch.tensor([0])
+    assert keyword_loss(too_early, none, start, end, 3, 3) > keyword_loss(base, none, start, end,
+                                                                          3, 3)
+
+
+def test_run_writes_metrics_plot_checkpoints_and_is_deterministic(corpus, tmp_path):
+    cfg = load_config(write_config(corpus, epochs=2))
+    a = train(cfg, tmp_path / "a", progress=False)
+    train(cfg, tmp_path / "b", progress=False)
+    for name in ("metrics.json", "training.png", "best.pt", "checkpoint.pt"):
+        assert (tmp_path / "a" / name).is_file()
+    metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert [r["epoch"] for r in metrics["history"]] == [1, 2]
+    assert metrics["splits"]["up"]["test"] == 10
+    assert 0 <= metrics["history"][-1]["val_miss"]["mean"] <= 1
+    assert a["parameters"] < 5000
+    wa, wb = weights(tmp_path / "a"), weights(tmp_path / "b")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_interrupted_then_resumed_equals_uninterrupted(corpus, tmp_path, monkeypatch):
+    from kws.train import Trainer
+
+    cfg = load_config(write_config(corpus, epochs=3))
+    train(cfg, tmp_path / "straight", progress=False)
+    real_epoch = Trainer.train_epoch
+
+    def dies_in_epoch_3(self, epoch, progress):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return real_epoch(self, epoch, progress)
+
+    monkeypatch.setattr(Trainer, "train_epoch", dies_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "cut", progress=False)
+    monkeypatch.setattr(Trainer, "train_epoch", real_epoch)
+    assert torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=False)["epoch"] == 1
+    train(cfg, tmp_path / "cut", resume=True, progress=False)
+    ws, wc = weights(tmp_path / "straight"), weights(tmp_path / "cut")
+    assert all(torch.equal(ws[k], wc[k]) for k in ws)
+    history = json.loads((tmp_path / "cut" / "metrics.json").read_text())["history"]
+    assert [r["epoch"] for r in history] == [1, 2, 3]
+
+
+def test_resume_errors_are_named(corpus, tmp_path):
+    cfg = load_config(write_config(corpus, epochs=1))
+    with pytest.raises(FileNotFoundError, match="--resume: no checkpoint"):
+        train(cfg, tmp_path / "empty", resume=True, progress=False)
+    train(cfg, tmp_path / "run", progress=False)
+    other = load_config(write_config(corpus, epochs=1, lr=0.01))
+    with pytest.raises(ValueError, match="another config"):
+        train(other, tmp_path / "run", resume=True, progress=False)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="torchrun test uses Linux process groups")
+def test_ddp_two_cpu_processes_end_with_identical_weights(corpus, tmp_path):
+    cfg_path = write_config(corpus, epochs=2)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_port", "29517", "-m", "kws.cli", "train", str(cfg_path), "-o",
+           str(tmp_path / "ddp"), "--quiet"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    digests = [(tmp_path / "ddp" / f"weights.rank{r}.sha256").read_text() for r in (0, 1)]
+    assert digests[0] == digests[1]
+    metrics = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    assert metrics["world_size"] == 2
+
+
+def test_eval_cli_writes_report_det_and_listening_list(corpus, tmp_path):
+    run = tmp_path / "run"
+    train(load_config(write_config(corpus, epochs=2)), run, progress=False)
+    out = tmp_path / "eval"
+    cmd = [sys.executable, "-m", "kws.cli", "eval", "--model", str(run), "--negatives",
+           str(corpus / "negatives"), "--noise", str(corpus / "noise"), "--snr", "10",
+           "-o", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "0-run" / "report.json").read_text())
+    assert report["positive_clips"]["up"] == 10  # holdout 30-39 of the config's test split
+    points = report["keywords"]["up"]["at_fa_per_hour"]
+    assert set(points) == {"0.1", "0.5", "1"}
+    assert points["0.1"]["miss_rate"] >= points["1"]["miss_rate"]
+    if report["positive_clips"]["down"] == 0:  # no clips: no rate rather than NaN
+        assert report["keywords"]["down"]["at_fa_per_hour"]["0.5"]["miss_rate"] is None
+    assert report["sources"]["noise"] == {"folder": str(corpus / "noise"), "snr_db": 10.0}
+    assert (out / "det.png").stat().st_size > 1000
+    assert (out / "0-run" / "false_alarms.tsv").read_text().startswith("file\ttime_s")
+    assert "| run | up |" in (out / "summary.md").read_text()
