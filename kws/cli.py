@@ -53,6 +53,112 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    need_torch()
+    from export.exporter import VerificationError, export_model
+
+    try:
+        report = export_model(args.source, args.out)
+    except VerificationError as e:
+        print(e)
+        return 1
+    print(report)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from export.verify import verify_folder
+
+    report = verify_folder(Path(args.model_dir))
+    print(report)
+    return 0 if report.ok else 1
+
+
+def parse_threshold(spec: str) -> tuple[str, float]:
+    keyword, _, value = spec.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        number = None
+    if not keyword or number is None:
+        raise argparse.ArgumentTypeError(f"--threshold {spec!r}: expected KEYWORD=VALUE, e.g. "
+                                         "alexa=0.7")
+    return keyword, number
+
+
+def add_detector_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="exported model folder (default: the bundled model)")
+    p.add_argument("--threshold", action="append", type=parse_threshold, default=[],
+                   metavar="KEYWORD=VALUE", help="score threshold for one keyword (0..1]")
+    p.add_argument("--max-fa-per-hour", type=float,
+                   help="pick thresholds from the model's calibration table instead")
+    p.add_argument("--refractory", type=float, default=2.0, help="seconds (default 2)")
+    p.add_argument("--smoothing", type=int, default=1, help="moving-average steps (default 1)")
+    p.add_argument("--min-steps", type=int, default=1,
+                   help="consecutive steps at/above the threshold (default 1)")
+
+
+def load_runtime(args: argparse.Namespace):
+    """(model, detector factory) from the common detector options."""
+    from kws.runtime import Detector, DetectorConfig, OnnxModel
+
+    model = OnnxModel(args.model)
+    cfg = DetectorConfig(dict(args.threshold), args.max_fa_per_hour, args.refractory,
+                         args.smoothing, args.min_steps)
+    Detector.from_manifest(model.manifest, cfg)  # validate now, before any audio
+    return model, lambda: Detector.from_manifest(model.manifest, cfg)
+
+
+def emit(event: dict) -> None:
+    """One JSON Lines event on stdout, flushed at once (scripts read it live)."""
+    sys.stdout.write(json.dumps(event) + "\n")
+    sys.stdout.flush()
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from kws.audio import AudioError, chunks, load_audio
+    from kws.runtime.session import default_model_dir
+
+    files = args.files or [default_model_dir() / "demo.wav"]
+    if args.scores and len(files) != 1:
+        raise ValueError("--scores writes one file's scores: give exactly one FILE")
+    model, new_detector = load_runtime(args)
+    chunk = int(args.chunk_ms * model.manifest.frontend.sample_rate / 1000)
+    failed = 0
+    for path in files:
+        try:
+            wave = load_audio(path, model.manifest.frontend.sample_rate)
+        except AudioError as e:
+            log.error("%s", e)
+            failed += 1
+            continue
+        stream, detector, tracks = model.create_stream(), new_detector(), []
+        for piece in chunks(wave, max(1, chunk)):
+            scores = stream.accept_waveform(piece)
+            tracks.append(scores)
+            for d in detector.process(scores, stream.first_new_step):
+                emit({"file": str(path), "keyword": d.keyword, "score": round(d.score, 4),
+                      "time_s": d.time_s, "start_s": d.start_s})
+        if args.scores:
+            np.save(args.scores, np.concatenate(tracks).astype(np.float32))
+    return 1 if failed else 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from kws.contract import load_manifest
+    from kws.runtime.session import default_model_dir
+
+    manifest = load_manifest(args.model or default_model_dir())
+    raw = dict(manifest.raw)
+    if not args.full:
+        raw.pop("calibration", None)
+    raw["folder"] = str(manifest.folder)
+    print(json.dumps(raw, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kws", description="Small streaming keyword spotting.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -84,6 +190,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", type=Path, default=Path("eval"), help="report folder")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("export", help="float + int8 ONNX, manifest, verification")
+    p.add_argument("source", help="run folder (best.pt inside) or checkpoint .pt")
+    p.add_argument("-o", "--out", required=True, help="output model folder")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("verify", help="check an exported model folder against its bounds")
+    p.add_argument("model_dir")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("detect", help="keyword events in audio files, as JSON Lines")
+    p.add_argument("files", nargs="*", type=Path,
+                   help="wav/flac/ogg files (default: the bundled demo clip)")
+    add_detector_options(p)
+    p.add_argument("--scores", type=Path, help="write per-step scores (steps x keywords) .npy")
+    p.add_argument("--chunk-ms", type=float, default=100.0,
+                   help="feed audio in chunks of this size (results do not depend on it)")
+    p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser("info", help="the model's manifest as JSON")
+    p.add_argument("--model", help="exported model folder (default: the bundled model)")
+    p.add_argument("--full", action="store_true", help="include the calibration table")
+    p.set_defaults(func=cmd_info)
     return parser
 
 
@@ -93,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError) as e:  # ManifestError and ConfigError included
         log.error("%s", e)
         return 2
 

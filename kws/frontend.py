@@ -125,6 +125,11 @@ class StreamingFrontend:
         """Forget buffered samples (start of a new stream)."""
         self._pending = np.zeros(0, dtype=np.float32)
 
+    @property
+    def pending_samples(self) -> int:
+        """Samples held back because they do not complete a frame yet."""
+        return len(self._pending)
+
     def accept(self, samples: np.ndarray) -> np.ndarray:
         """Push float32 samples (any length); return the ``(k, n_mels)`` frames they complete."""
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)

@@ -13,3 +13,27 @@ def shared_dir(*parts: str) -> Path:
     if not path.is_dir():
         pytest.skip(f"shared data folder {path} is absent (a fresh clone has no ../shared)")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A tiny model trained for 2 epochs on the synthetic corpus: (corpus root, run folder)."""
+    pytest.importorskip("torch", reason="training needs the train extra")
+    from kws.config import load_config
+    from kws.train import train
+    from tests.synthetic import make_corpus, write_config
+
+    root = make_corpus(tmp_path_factory.mktemp("tiny-corpus"))
+    run = root / "run"
+    train(load_config(write_config(root, epochs=2)), run, progress=False)
+    return root, run
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tiny_run, tmp_path_factory):
+    """The tiny model exported with ``kws export``: the model folder."""
+    from export.exporter import export_model
+
+    out = tmp_path_factory.mktemp("tiny-model")
+    export_model(tiny_run[1], out)
+    return out

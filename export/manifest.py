@@ -1,0 +1,70 @@
+"""The manifest (``model.json``) written beside the ONNX files; read by :mod:`kws.contract`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from kws.config import Config, to_dict
+from kws.contract import (FORMAT_VERSION, INPUT_FEATURES, INPUT_STATE, OPSET, OUTPUT_SCORES,
+                          OUTPUT_STATE, sha256_of)
+from kws.metrics import Det
+
+# Licences of the corpora this project knows, by a folder name in the source path.
+KNOWN_LICENSES = {
+    "wake-word-benchmark": ("Picovoice wake-word-benchmark recordings", "Apache-2.0"),
+    "speech-commands": ("Speech Commands v0.02 (test set)", "CC-BY-4.0"),
+    "librispeech": ("LibriSpeech", "CC-BY-4.0"),
+    "precise-community": ("Mycroft Precise community data", "public domain (see its licenses/)"),
+    "background-noise": ("Speech Commands background noise + generated noise", "CC-BY-4.0"),
+}
+
+
+def license_of(path: str) -> dict[str, str]:
+    for key, (name, licence) in KNOWN_LICENSES.items():
+        if key in path:
+            return {"path": path, "dataset": name, "license": licence}
+    return {"path": path, "dataset": "unknown", "license": "unknown: check the source"}
+
+
+def data_sources(cfg: Config) -> list[dict[str, str]]:
+    d = cfg.data
+    paths = [p for folders in d.keyword_dirs.values() for p in folders]
+    paths += list(d.negative_dirs) + list(d.eval_negative_dirs) + list(d.noise_dirs)
+    paths += list(d.manifests)
+    return [license_of(p) for p in dict.fromkeys(paths)]
+
+
+def calibration_table(det: Det, keywords: tuple[str, ...]) -> dict[str, dict[str, list]]:
+    """Per keyword, columns over the threshold grid (validation DET):
+    ``{"threshold": [...], "fa_per_hour": [...], "miss_rate": [...]}``."""
+    table = {}
+    for j, kw in enumerate(keywords):
+        miss = det.miss_rate[:, j]
+        table[kw] = {"threshold": [float(t) for t in det.thresholds],
+                     "fa_per_hour": [round(float(f), 4) for f in det.fa_per_hour[:, j]],
+                     "miss_rate": [None if np.isnan(m) else round(float(m), 4) for m in miss]}
+    return table
+
+
+def build_manifest(folder: Path, cfg: Config, files: list[str], extra: dict) -> dict:
+    """The manifest dict; ``extra`` adds metrics, calibration, thresholds and quantization."""
+    hidden = cfg.model.hidden
+    s, m, k = cfg.model.stack_frames, cfg.frontend.n_mels, len(cfg.model.keywords)
+    return {
+        "format_version": FORMAT_VERSION,
+        "keywords": list(cfg.model.keywords),
+        "frontend": to_dict(cfg.frontend),
+        "step_frames": s,
+        "step_s": s * cfg.frontend.hop_ms / 1000,
+        "state_shape": [1, 1, hidden],
+        "inputs": {INPUT_FEATURES: [1, f"T (multiple of {s})", m], INPUT_STATE: [1, 1, hidden]},
+        "outputs": {OUTPUT_SCORES: [1, f"T/{s}", k], OUTPUT_STATE: [1, 1, hidden]},
+        "opset": OPSET,
+        "model": to_dict(cfg.model),
+        "files": {name: {"sha256": sha256_of(folder / name),
+                         "bytes": (folder / name).stat().st_size} for name in files},
+        "data_sources": data_sources(cfg),
+        **extra,
+    }

@@ -1,0 +1,100 @@
+"""Checks that the exported files behave like the trained model; each returns pass/fail lines.
+
+Bounds (a broken bound fails ``kws export`` and ``kws verify``):
+
+* ``onnx.checker`` passes on both files;
+* float32 ONNX vs torch on real-audio features: max abs score difference <= 1e-4;
+* streaming: one step (T = step_frames) per call equals one T=300 call, max abs diff <= 1e-5;
+* int8 vs float32: validation miss rate at 0.5 false alarms/hour changes by <= 1 point
+  (measured at export on the validation split; ``kws verify`` re-measures when that audio is
+  reachable). The max abs score difference is reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from kws.contract import FLOAT_FILE, INT8_FILE
+from kws.runtime.session import OnnxModel
+
+REFERENCE = "verify.npz"
+TORCH_TOL = 1e-4
+STREAM_TOL = 1e-5
+MISS_DELTA_MAX = 0.01
+STREAM_FRAMES = 300
+
+
+@dataclass
+class Report:
+    """Verification outcome: one line per check, and whether all passed."""
+
+    lines: list[str] = field(default_factory=list)
+    ok: bool = True
+
+    def check(self, passed: bool, text: str) -> None:
+        self.lines.append(("PASS " if passed else "FAIL ") + text)
+        self.ok &= passed
+
+    def note(self, text: str) -> None:
+        self.lines.append("     " + text)
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines + ["verification " + ("passed" if self.ok else "FAILED")])
+
+
+def streaming_difference(model: OnnxModel, feats: np.ndarray) -> float:
+    """Max abs difference between per-step calls and one call over ``feats``."""
+    s = model.step_frames
+    whole, _ = model.step(feats, model.initial_state())
+    state, parts = model.initial_state(), []
+    for t in range(0, len(feats), s):
+        out, state = model.step(feats[t:t + s], state)
+        parts.append(out)
+    return float(np.abs(np.concatenate(parts) - whole).max())
+
+
+def verify_folder(folder: Path, miss_delta: float | None = None) -> Report:
+    """Run every check on an exported folder.
+
+    Args:
+        miss_delta: int8 minus float32 validation miss rate at 0.5 FA/h, if measured now; else
+            the figure stored in the manifest at export time is checked.
+    """
+    import onnx
+
+    report = Report()
+    for name in (FLOAT_FILE, INT8_FILE):
+        try:
+            onnx.checker.check_model(onnx.load(str(folder / name)))
+            report.check(True, f"onnx.checker: {name}")
+        except (onnx.checker.ValidationError, FileNotFoundError) as e:
+            report.check(False, f"onnx.checker: {name}: {e}")
+    float_model, int8_model = OnnxModel(folder, FLOAT_FILE), OnnxModel(folder, INT8_FILE)
+    with np.load(folder / REFERENCE) as ref:
+        feats, torch_scores = ref["features"], ref["torch_scores"]
+    onnx_scores, _ = float_model.step(feats, float_model.initial_state())
+    diff = float(np.abs(onnx_scores - torch_scores).max())
+    report.check(diff <= TORCH_TOL, f"float32 ONNX vs torch on {len(feats)} frames of real audio: "
+                                    f"max abs diff {diff:.2e} (bound {TORCH_TOL:g})")
+    window = feats[: STREAM_FRAMES - STREAM_FRAMES % float_model.step_frames]
+    for model in (float_model, int8_model):
+        d = streaming_difference(model, window)
+        report.check(d <= STREAM_TOL, f"{model.file}: one step per call vs one T={len(window)} "
+                                      f"call: max abs diff {d:.2e} (bound {STREAM_TOL:g})")
+    int8_scores, _ = int8_model.step(feats, int8_model.initial_state())
+    report.note(f"int8 vs float32 scores: max abs diff "
+                f"{float(np.abs(int8_scores - onnx_scores).max()):.4f}")
+    stored = float_model.manifest.raw.get("quantization", {}).get("miss_rate_change_at_0.5")
+    if miss_delta is None and stored is not None:
+        miss_delta = stored
+        report.note("int8 miss-rate change taken from the manifest (measured at export)")
+    if miss_delta is None:
+        report.check(False, "int8 vs float32 validation miss rate: not measured")
+    else:
+        report.check(abs(miss_delta) <= MISS_DELTA_MAX,
+                     f"int8 vs float32 validation miss rate at 0.5 FA/h: change "
+                     f"{100 * miss_delta:+.2f} points (bound {100 * MISS_DELTA_MAX:.0f})")
+    return report

@@ -1,0 +1,59 @@
+"""Per-stream state: streaming frontend + model state, fed audio chunks of any size."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kws.audio import as_float32
+from kws.frontend import StreamingFrontend, num_frames
+
+
+class Stream:
+    """Turns audio chunks into keyword scores; results do not depend on the chunk size.
+
+    Audio is buffered until it completes at least one model step, so the frontend and the model
+    run once per step (30 ms by default) however small the chunks are.
+
+    Attributes:
+        steps: model steps scored so far.
+        first_new_step: index of the first step returned by the last ``accept_waveform`` call.
+    """
+
+    def __init__(self, model) -> None:
+        self.model = model
+        self.frontend = StreamingFrontend(model.manifest.frontend)
+        n_mels = model.manifest.frontend.n_mels
+        self._no_frames = np.zeros((0, n_mels), dtype=np.float32)
+        self._no_scores = np.zeros((0, len(model.keywords)), dtype=np.float32)
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new stream: clear buffered audio, frames and the model state."""
+        self.frontend.reset()
+        self.state = self.model.initial_state()
+        self._chunks: list[np.ndarray] = []
+        self._samples = 0  # samples in _chunks
+        self._frames = self._no_frames  # frames short of a whole step
+        self.steps = 0
+        self.first_new_step = 0
+
+    def accept_waveform(self, samples: np.ndarray) -> np.ndarray:
+        """Push int16 or float32 mono 16 kHz samples; return ``(new_steps, K)`` scores."""
+        x = as_float32(samples).reshape(-1)
+        self.first_new_step = self.steps
+        self._chunks.append(x)
+        self._samples += len(x)
+        s = self.model.step_frames
+        ready = num_frames(self._samples + self.frontend.pending_samples, self.frontend.cfg)
+        if len(self._frames) + ready < s:
+            return self._no_scores
+        audio = np.concatenate(self._chunks) if len(self._chunks) > 1 else x
+        self._chunks, self._samples = [], 0
+        feats = self.frontend.accept(audio)
+        if len(self._frames):
+            feats = np.concatenate((self._frames, feats))
+        whole = len(feats) - len(feats) % s
+        self._frames = feats[whole:]
+        scores, self.state = self.model.step(feats[:whole], self.state)
+        self.steps += len(scores)
+        return scores

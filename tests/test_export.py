@@ -1,0 +1,123 @@
+"""Export: graph vs torch, int8, manifest contents, verification bounds, bad manifests."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from kws.contract import FLOAT_FILE, INT8_FILE, MANIFEST, ManifestError, load_manifest
+
+pytest.importorskip("onnx", reason="export needs onnx (train/dev extra)")
+
+
+def test_export_writes_all_files_and_a_complete_manifest(tiny_export):
+    names = {p.name for p in tiny_export.iterdir()}
+    assert {FLOAT_FILE, INT8_FILE, MANIFEST, "verify.npz"} <= names
+    m = load_manifest(tiny_export).raw
+    assert m["keywords"] == ["up", "down"] and m["step_frames"] == 3 and m["step_s"] == 0.03
+    assert m["state_shape"] == [1, 1, 16] and m["opset"] == 17
+    assert set(m["files"]) == {FLOAT_FILE, INT8_FILE}
+    assert all(len(f["sha256"]) == 64 for f in m["files"].values())
+    for kw in ("up", "down"):
+        cal = m["calibration"][kw]
+        assert len(cal["threshold"]) == len(cal["fa_per_hour"]) == len(cal["miss_rate"]) > 100
+        assert 0 < m["thresholds"][kw] <= 1
+    assert {s["license"] for s in m["data_sources"]} == {"unknown: check the source"}
+    assert "miss_rate_change_at_0.5" in m["quantization"]
+
+
+def test_int8_file_stores_every_weight_matrix_as_int8(tiny_export):
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(tiny_export / INT8_FILE))
+    dtypes = {i.name: numpy_helper.to_array(i).dtype for i in model.graph.initializer}
+    for name in ("proj_w", "ih_w", "hh_w", "out_w"):
+        assert dtypes[f"{name}_int8"] == np.int8
+        assert name not in dtypes  # no float copy left
+    assert (tiny_export / INT8_FILE).stat().st_size < (tiny_export / FLOAT_FILE).stat().st_size
+
+
+def test_quantize_columns_error_is_half_a_step():
+    from export.quantize import quantize_columns
+
+    w = np.random.default_rng(0).standard_normal((50, 7)).astype(np.float32)
+    w[:, 3] = 0.0
+    q, scale = quantize_columns(w)
+    assert q.dtype == np.int8 and np.abs(q).max() <= 127
+    assert (np.abs(q * scale - w) <= scale / 2 + 1e-7).all()
+    assert (q[:, 3] == 0).all()
+
+
+def test_onnx_matches_torch_and_streams(tiny_run, tiny_export):
+    torch = pytest.importorskip("torch")
+    from kws.runtime import OnnxModel
+    from kws.train import load_model
+
+    model, _ = load_model(tiny_run[1])
+    onnx_model = OnnxModel(tiny_export, FLOAT_FILE)
+    feats = np.random.default_rng(1).standard_normal((120, 40)).astype(np.float32) * 3 - 8
+    with torch.no_grad():
+        expected = model.scores(torch.from_numpy(feats)[None])[0][0].numpy()
+    got, state = onnx_model.step(feats, onnx_model.initial_state())
+    assert got.shape == (40, 2) and state.shape == (1, 1, 16)
+    assert np.abs(got - expected).max() <= 1e-4
+
+
+def test_verify_cli_passes_and_reports_each_bound(tiny_export):
+    proc = subprocess.run([sys.executable, "-m", "kws.cli", "verify", str(tiny_export)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for text in ("PASS onnx.checker: model.onnx", "float32 ONNX vs torch", "one step per call",
+                 "int8 vs float32 validation miss rate", "verification passed"):
+        assert text in proc.stdout
+
+
+def test_verify_fails_loudly_on_a_broken_bound(tiny_export, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_export, bad)
+    ref = dict(np.load(bad / "verify.npz"))
+    ref["torch_scores"] = ref["torch_scores"] + 0.01  # as if torch and ONNX disagreed
+    np.savez(bad / "verify.npz", **ref)
+    proc = subprocess.run([sys.executable, "-m", "kws.cli", "verify", str(bad)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "FAIL float32 ONNX vs torch" in proc.stdout and "verification FAILED" in proc.stdout
+
+
+def test_miss_rate_change_over_a_point_fails(tiny_export):
+    from export.verify import verify_folder
+
+    report = verify_folder(tiny_export, miss_delta=0.02)
+    assert not report.ok
+    assert "FAIL int8 vs float32 validation miss rate at 0.5 FA/h: change +2.00 points" in str(
+        report)
+
+
+@pytest.mark.parametrize("breakage, message", [
+    (lambda d: (d / MANIFEST).unlink(), "manifest missing"),
+    (lambda d: (d / MANIFEST).write_text("{not json"), "malformed JSON"),
+    (lambda d: (d / MANIFEST).write_text("[1, 2]"), "expected a JSON object, got list"),
+    (lambda d: edit(d, lambda m: m.pop("keywords")), r"missing key\(s\) \['keywords'\]"),
+    (lambda d: edit(d, lambda m: m.update(format_version=99)),
+     "format_version 99 is not supported"),
+    (lambda d: (d / INT8_FILE).write_bytes((d / INT8_FILE).read_bytes()[:-10] + b"0" * 10),
+     "model.int8.onnx: sha256 does not match"),
+    (lambda d: (d / FLOAT_FILE).unlink(), "lists model.onnx, which is missing"),
+    (lambda d: edit(d, lambda m: m["frontend"].update(n_mels=0)), r"frontend\.n_mels = 0"),
+])
+def test_bad_manifests_are_named(tiny_export, tmp_path, breakage, message):
+    broken = tmp_path / "m"
+    shutil.copytree(tiny_export, broken)
+    breakage(broken)
+    with pytest.raises(ManifestError, match=message):
+        load_manifest(broken)
+
+
+def edit(folder, change):
+    manifest = json.loads((folder / MANIFEST).read_text())
+    change(manifest)
+    (folder / MANIFEST).write_text(json.dumps(manifest))
