@@ -1,0 +1,161 @@
+"""Runtime: chunk-size invariance, offline == streaming, int16 input, no torch, kws detect."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import soundfile
+
+from kws.audio import float32_to_int16, load_audio
+from kws.contract import INT8_FILE
+from kws.runtime import Detector, DetectorConfig, OnnxModel
+
+SCORE_TOL = 1e-5
+
+# Makes torch and torchaudio unimportable in a child interpreter, as on a device without them.
+BLOCK_TORCH = textwrap.dedent("""
+    import importlib.abc, sys
+    BLOCKED = {"torch", "torchaudio"}
+    class _Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in BLOCKED:
+                raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)")
+    sys.meta_path.insert(0, _Block())
+""")
+
+
+@pytest.fixture(scope="module")
+def clip(tiny_run):
+    """Keyword clips from the synthetic corpus with noise between them (~6 s)."""
+    root = tiny_run[0]
+    parts = [load_audio(root / "keywords" / kw / f"{i}.wav") for kw, i in
+             [("up", 31), ("down", 3), ("up", 35), ("down", 7)]]
+    gap = np.zeros(8000, np.float32)
+    return np.concatenate([x for p in parts for x in (p, gap)])
+
+
+def run_stream(model, wave, chunk, cfg=DetectorConfig(thresholds={"up": 0.3, "down": 0.3})):
+    stream, detector = model.create_stream(), Detector.from_manifest(model.manifest, cfg)
+    scores, found = [], []
+    for i in range(0, len(wave), chunk):
+        s = stream.accept_waveform(wave[i:i + chunk])
+        scores.append(s)
+        found += detector.process(s, stream.first_new_step)
+    return np.concatenate(scores), found
+
+
+def test_results_do_not_depend_on_chunk_size(tiny_export, clip):
+    model = OnnxModel(tiny_export)
+    ref_scores, ref_events = run_stream(model, clip, 16000)
+    assert ref_scores.shape == ((1 + (len(clip) - 400) // 160) // 3, 2)
+    assert len(ref_events) >= 2
+    for chunk in (1, 160, 320, 1000):
+        scores, found = run_stream(model, clip, chunk)
+        assert scores.shape == ref_scores.shape
+        assert np.abs(scores - ref_scores).max() <= SCORE_TOL
+        assert same_events(found, ref_events)
+
+
+def same_events(a, b):
+    """Identical keywords and times; scores within SCORE_TOL."""
+    return len(a) == len(b) and all(
+        (x.keyword, x.time_s, x.start_s) == (y.keyword, y.time_s, y.start_s)
+        and abs(x.score - y.score) <= SCORE_TOL for x, y in zip(a, b))
+
+
+def test_stream_equals_offline_scoring_and_accepts_int16(tiny_export, clip):
+    model = OnnxModel(tiny_export)
+    offline = model.score_audio(clip)
+    streamed, _ = run_stream(model, clip, 320)
+    assert np.abs(streamed - offline[: len(streamed)]).max() <= SCORE_TOL
+    pcm = float32_to_int16(clip)
+    as_int, _ = run_stream(model, pcm, 320)
+    as_float, _ = run_stream(model, pcm.astype(np.float32) / 32768, 320)
+    np.testing.assert_array_equal(as_int, as_float)
+
+
+def test_reset_forgets_audio_and_state(tiny_export, clip):
+    model = OnnxModel(tiny_export)
+    stream = model.create_stream()
+    stream.accept_waveform(clip[:12345])
+    stream.reset()
+    fresh = model.create_stream()
+    np.testing.assert_array_equal(stream.accept_waveform(clip), fresh.accept_waveform(clip))
+
+
+def test_runtime_imports_and_runs_without_torch(tiny_export, clip, tmp_path):
+    wav = tmp_path / "clip.wav"
+    soundfile.write(wav, clip, 16000)
+    code = BLOCK_TORCH + textwrap.dedent(f"""
+        import kws, kws.runtime, kws.audio, kws.frontend, kws.metrics, kws.evaluate
+        import kws.runtime.detector, kws.runtime.stream, kws.runtime.session, kws.contract
+        from kws.cli import main
+        code = main(["detect", "--model", {str(tiny_export)!r}, {str(wav)!r},
+                     "--threshold", "up=0.3", "--threshold", "down=0.3"])
+        assert not [m for m in sys.modules if m.split(".")[0] in BLOCKED], "torch was imported"
+        sys.exit(code)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert '"keyword"' in proc.stdout
+
+
+def test_training_commands_say_what_to_install_without_torch():
+    code = BLOCK_TORCH + "from kws.cli import main; sys.exit(main(['train', 'x.toml']))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "pip install 'kws[train]'" in proc.stderr
+
+
+def detect(*args):
+    return subprocess.run([sys.executable, "-m", "kws.cli", "detect", *map(str, args)],
+                          capture_output=True, text=True)
+
+
+def test_detect_cli_events_scores_and_bad_files(tiny_export, clip, tmp_path):
+    wav = tmp_path / "clip.wav"
+    soundfile.write(wav, clip, 16000)
+    out = tmp_path / "scores.npy"
+    proc = detect("--model", tiny_export, wav, "--scores", out, "--threshold", "up=0.3",
+                  "--threshold", "down=0.3")
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    _, expected = run_stream(OnnxModel(tiny_export), clip, 1600)
+    assert [(e["keyword"], e["time_s"]) for e in events] == \
+        [(d.keyword, d.time_s) for d in expected]
+    assert all(set(e) == {"file", "keyword", "score", "time_s", "start_s"} for e in events)
+    scores = np.load(out)
+    assert scores.dtype == np.float32 and scores.shape[1] == 2
+    np.testing.assert_allclose(scores, OnnxModel(tiny_export).score_audio(clip)[:len(scores)],
+                               atol=SCORE_TOL)
+
+    junk = tmp_path / "junk.wav"
+    junk.write_text("not audio")
+    proc = detect("--model", tiny_export, junk, wav, tmp_path / "missing.flac")
+    assert proc.returncode == 1
+    assert "junk.wav: unsupported format" in proc.stderr
+    assert "missing.flac: no such file" in proc.stderr
+
+    proc = detect("--model", tiny_export, wav, wav, "--scores", out)
+    assert proc.returncode == 2 and "give exactly one FILE" in proc.stderr
+    proc = detect("--model", tiny_export, wav, "--threshold", "nope=0.5")
+    assert proc.returncode == 2 and "unknown keyword(s) ['nope']" in proc.stderr
+    proc = detect("--model", tmp_path, wav)
+    assert proc.returncode == 2 and "manifest missing" in proc.stderr
+
+
+def test_max_fa_per_hour_uses_the_calibration_table(tiny_export):
+    model = OnnxModel(tiny_export)
+    table = model.manifest.calibration["up"]
+    d = Detector.from_manifest(model.manifest, DetectorConfig(max_fa_per_hour=1000.0))
+    assert d.thresholds[0] == min(t for t, fa in zip(table["threshold"], table["fa_per_hour"])
+                                  if fa <= 1000.0)
+
+
+def test_model_file_choice(tiny_export):
+    assert OnnxModel(tiny_export).file == INT8_FILE
+    with pytest.raises(ValueError, match=r"nope\.onnx is not one of the model's files"):
+        OnnxModel(tiny_export, "nope.onnx")
