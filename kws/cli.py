@@ -146,6 +146,22 @@ def cmd_detect(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_listen(args: argparse.Namespace) -> int:
+    from kws.daemon import ListenConfig, Listener, list_devices
+
+    if args.list_devices:
+        print(list_devices())
+        return 0
+    device = int(args.device) if args.device and args.device.isdigit() else args.device
+    model, new_detector = load_runtime(args)
+    cfg = ListenConfig(device, args.block_ms, args.exec_cmd, args.save_detections,
+                       args.max_seconds)
+    listener = Listener(model, new_detector, cfg, emit)
+    listener.install_signal_handlers()
+    listener.run()
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from kws.contract import load_manifest
     from kws.runtime.session import default_model_dir
@@ -209,6 +225,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="feed audio in chunks of this size (results do not depend on it)")
     p.set_defaults(func=cmd_detect)
 
+    p = sub.add_parser("listen", help="detect keywords on a live microphone (JSON Lines)")
+    add_detector_options(p)
+    p.add_argument("--list-devices", action="store_true", help="list input devices and exit")
+    p.add_argument("--device", help="input device index or name (default: system default)")
+    p.add_argument("--block-ms", type=float, default=20.0, help="audio block (default 20 ms)")
+    p.add_argument("--exec", dest="exec_cmd", metavar="CMD",
+                   help="run CMD per detection (env KWS_KEYWORD, KWS_SCORE, KWS_TIME)")
+    p.add_argument("--save-detections", type=Path, metavar="DIR",
+                   help="keep the 2 s of audio around each activation (WAV + JSON)")
+    p.add_argument("--max-seconds", type=float, help="stop after this much audio")
+    p.set_defaults(func=cmd_listen)
+
     p = sub.add_parser("info", help="the model's manifest as JSON")
     p.add_argument("--model", help="exported model folder (default: the bundled model)")
     p.add_argument("--full", action="store_true", help="include the calibration table")
@@ -222,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as e:  # ManifestError and ConfigError included
+    except (ValueError, FileNotFoundError, RuntimeError) as e:  # ManifestError, ConfigError
         log.error("%s", e)
         return 2
 

@@ -127,7 +127,7 @@ def run_eval(args: argparse.Namespace) -> list[dict]:
         own = [c for c in clips if keywords[c.keyword] in engine.keywords]
         remap = {keywords.index(kw): j for j, kw in enumerate(engine.keywords)}
         own = [type(c)(c.path, remap[c.keyword], c.wave, c.start_s, c.end_s) for c in own]
-        bar = lambda items: tqdm(items, desc=engine.name[-30:], leave=False)  # noqa: E731
+        bar = lambda items: tqdm(items, desc=engine.name[-30:], leave=False, disable=None)  # noqa: E731
         report, det = evaluate(engine.scorer, engine.timing, engine.keywords, own, negatives,
                                args.refractory, FA_TARGETS, progress=bar)
         report.update(engine=engine.name, sources=sources)

@@ -194,7 +194,7 @@ class Trainer:
         a = self.cfg.augment
         losses = []
         bar = tqdm(range(self.batches), desc=f"epoch {epoch + 1}/{self.cfg.train.epochs}",
-                   disable=not progress, leave=False)
+                   disable=None if progress else True, leave=False)
         for _ in bar:
             feats, labels, start, end = self.batch(rng)
             feats = augment.spec_augment(feats, a.time_mask, a.freq_mask, gen)

@@ -17,7 +17,7 @@ def shared_dir(*parts: str) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
-    """A tiny model trained for 2 epochs on the synthetic corpus: (corpus root, run folder)."""
+    """A tiny model trained for 6 short epochs on the synthetic corpus: (corpus root, run)."""
     pytest.importorskip("torch", reason="training needs the train extra")
     from kws.config import load_config
     from kws.train import train
@@ -25,7 +25,7 @@ def tiny_run(tmp_path_factory):
 
     root = make_corpus(tmp_path_factory.mktemp("tiny-corpus"))
     run = root / "run"
-    train(load_config(write_config(root, epochs=2)), run, progress=False)
+    train(load_config(write_config(root, epochs=6, sequences=192)), run, progress=False)
     return root, run
 
 

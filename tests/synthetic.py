@@ -48,7 +48,7 @@ def make_corpus(root: Path, clips: int = 40, seed: int = 0) -> Path:
     return root
 
 
-def write_config(root: Path, epochs: int = 2, **train) -> Path:
+def write_config(root: Path, epochs: int = 2, sequences: int = 64, **train) -> Path:
     extra = "".join(f"{k} = {v}\n" for k, v in train.items())
     path = root / "tiny.toml"
     path.write_text(f"""
@@ -68,7 +68,7 @@ negative_test_fraction = 0.2
 n_rirs = 2
 [train]
 epochs = {epochs}
-sequences_per_epoch = 64
+sequences_per_epoch = {sequences}
 sequence_s = 2.0
 batch_size = 16
 patience = 5

@@ -1,0 +1,143 @@
+"""kws listen end to end on a virtual microphone (PulseAudio null sink -> its monitor source).
+
+Skips with the reason when PulseAudio, paplay or PortAudio are not installed or cannot start.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from kws.audio import load_audio
+from kws.runtime import OnnxModel
+
+
+@pytest.fixture
+def pulse(tmp_path):
+    """A private PulseAudio with a null sink 'vmic' whose monitor is the default source."""
+    for tool in ("pulseaudio", "pactl", "paplay"):
+        if not shutil.which(tool):
+            pytest.skip(f"{tool} is not installed (Debian pulseaudio, pulseaudio-utils)")
+    runtime = tmp_path / "xdg"
+    runtime.mkdir(mode=0o700)
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime))
+    start = subprocess.run(
+        ["pulseaudio", "--daemonize=yes", "--exit-idle-time=-1", "-n",
+         "--load=module-null-sink sink_name=vmic", "--load=module-native-protocol-unix"],
+        env=env, capture_output=True, text=True, timeout=30)
+    pid_file = runtime / "pulse" / "pid"
+    for _ in range(50):
+        if pid_file.is_file():
+            break
+        time.sleep(0.1)
+    if start.returncode != 0 or not pid_file.is_file():
+        pytest.skip(f"PulseAudio could not start: {start.stderr.strip()[-300:]}")
+    pid = int(pid_file.read_text())
+    try:
+        subprocess.run(["pactl", "set-default-source", "vmic.monitor"], env=env, check=True,
+                       timeout=10)
+        yield env
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(50):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+
+
+def start_listen(env, *args):
+    cmd = [sys.executable, "-u", "-m", "kws.cli", "listen", "--device", "pulse", *map(str, args)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 20
+    while time.time() < deadline:  # wait until the input stream is open
+        line = proc.stderr.readline()
+        if "listening on" in line:
+            return proc
+        if not line and proc.poll() is not None:
+            break
+    proc.kill()
+    pytest.skip(f"kws listen could not open the virtual microphone: {proc.stderr.read()[-500:]}")
+
+
+@pytest.fixture
+def clip_and_threshold(tiny_run, tiny_export, tmp_path):
+    """A keyword clip and a threshold the tiny model crosses on it (from offline scores)."""
+    root = tiny_run[0]
+    wave = np.concatenate([np.zeros(8000, np.float32),
+                           load_audio(root / "keywords" / "up" / "33.wav"),
+                           np.zeros(8000, np.float32)])
+    path = tmp_path / "clip.wav"
+    soundfile.write(path, wave, 16000, subtype="PCM_16")
+    # the listener hears silence first: place the threshold between the model's peak on
+    # silence (stream start included) and its peak on the keyword
+    silence = 3 * 16000
+    scores = OnnxModel(tiny_export).score_audio(np.concatenate([np.zeros(silence, np.float32),
+                                                                wave]))[:, 0]
+    quiet, loud = scores[: silence // 480].max(), scores[silence // 480:].max()
+    assert loud > quiet + 0.05, "the tiny model cannot tell this clip from silence"
+    return path, round(float(quiet + loud) / 2, 3)
+
+
+def test_listen_hears_a_keyword_played_into_the_virtual_microphone(
+        pulse, tiny_export, clip_and_threshold, tmp_path):
+    clip, threshold = clip_and_threshold
+    saved = tmp_path / "saved"
+    marker = tmp_path / "exec.txt"
+    script = tmp_path / "hook.sh"
+    script.write_text(f'#!/bin/sh\necho "$KWS_KEYWORD $KWS_SCORE" >> {marker}\n')
+    script.chmod(0o755)
+    proc = start_listen(pulse, "--model", tiny_export, "--threshold", f"up={threshold}",
+                        "--threshold", "down=1.0", "--save-detections", saved,
+                        "--exec", f"{script}")
+    try:
+        time.sleep(2.0)  # so that the 1.5 s saved before the activation exist
+        subprocess.run(["paplay", "-d", "vmic", str(clip)], env=pulse, check=True, timeout=30)
+        clip_end = time.time()
+        line = proc.stdout.readline()
+        heard = time.time()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    event = json.loads(line)
+    assert event["keyword"] == "up" and event["score"] >= threshold
+    assert heard - clip_end <= 3.0
+    assert proc.returncode == 0, err
+    assert "stopped: Counters(" in err  # SIGTERM ends cleanly with the counters logged
+    wavs = sorted(saved.glob("*.wav"))
+    assert wavs and 1.5 <= soundfile.info(wavs[0]).duration <= 2.01
+    meta = json.loads(wavs[0].with_suffix(".json").read_text())
+    assert meta["keyword"] == "up" and meta["label"] is None
+    for _ in range(50):  # the hook runs asynchronously
+        if marker.is_file():
+            break
+        time.sleep(0.1)
+    assert marker.read_text().startswith("up 0.")
+
+
+def test_list_devices_shows_the_virtual_microphone(pulse):
+    proc = subprocess.run([sys.executable, "-m", "kws.cli", "listen", "--list-devices"],
+                          env=pulse, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "pulse" in proc.stdout
+
+
+def test_a_missing_device_is_retried_and_counted_then_stops(pulse, tiny_export):
+    proc = subprocess.Popen([sys.executable, "-m", "kws.cli", "listen", "--model",
+                             str(tiny_export), "--device", "no-such-device"], env=pulse,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    assert "cannot open input device 'no-such-device'" in err
+    assert "device_errors=" in err and "device_errors=0" not in err
