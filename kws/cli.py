@@ -162,6 +162,19 @@ def cmd_listen(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from kws.wyoming_server import serve
+
+    model, new_detector = load_runtime(args)
+    try:
+        asyncio.run(serve(model, new_detector, args.uri))
+    except KeyboardInterrupt:
+        log.info("stopped")
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from kws.contract import load_manifest
     from kws.runtime.session import default_model_dir
@@ -236,6 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the 2 s of audio around each activation (WAV + JSON)")
     p.add_argument("--max-seconds", type=float, help="stop after this much audio")
     p.set_defaults(func=cmd_listen)
+
+    p = sub.add_parser("serve", help="Wyoming wake word server (Home Assistant)")
+    add_detector_options(p)
+    p.add_argument("--uri", default="tcp://127.0.0.1:10400",
+                   help="tcp://HOST:PORT or unix://PATH (default tcp://127.0.0.1:10400)")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("info", help="the model's manifest as JSON")
     p.add_argument("--model", help="exported model folder (default: the bundled model)")
