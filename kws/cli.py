@@ -175,6 +175,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from kws.bench import run_bench, write
+
+    model, new_detector = load_runtime(args)
+    result = run_bench(model, new_detector, args.seconds, args.paced_seconds)
+    print(write(result, args.out))
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from kws.contract import load_manifest
     from kws.runtime.session import default_model_dir
@@ -255,6 +264,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--uri", default="tcp://127.0.0.1:10400",
                    help="tcp://HOST:PORT or unix://PATH (default tcp://127.0.0.1:10400)")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("bench", help="latency, real-time factor, CPU and memory on this CPU")
+    add_detector_options(p)
+    p.add_argument("--seconds", type=float, default=60.0, help="audio per chunk size")
+    p.add_argument("--paced-seconds", type=float, default=10.0,
+                   help="real-time paced run for the CPU share (0 skips it)")
+    p.add_argument("-o", "--out", help="write OUT.json and OUT.md")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("info", help="the model's manifest as JSON")
     p.add_argument("--model", help="exported model folder (default: the bundled model)")

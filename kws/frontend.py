@@ -89,6 +89,10 @@ class _Filterbank:
         self.floor = np.float32(cfg.log_floor)
         self.n_fft, self.size, self.hop = cfg.n_fft, cfg.window_samples, cfg.hop_samples
         self.empty = np.zeros((0, cfg.n_mels), dtype=np.float32)
+        # zero-padded FFT input reused for the few frames of a streaming call
+        self._padded = np.zeros((self.STREAM_FRAMES, cfg.n_fft), dtype=np.float32)
+
+    STREAM_FRAMES = 16
 
     def frames(self, wave: np.ndarray) -> np.ndarray:
         """``(n,)`` contiguous float32 -> ``(n_frames, n_mels)`` log-mel of every whole frame."""
@@ -98,7 +102,12 @@ class _Filterbank:
         step = wave.strides[0]
         framed = np.lib.stride_tricks.as_strided(wave, shape=(n, self.size),
                                                  strides=(self.hop * step, step), writeable=False)
-        spectrum = np.fft.rfft(framed * self.win, n=self.n_fft, axis=-1)
+        if n <= self.STREAM_FRAMES:
+            padded = self._padded[:n]
+            np.multiply(framed, self.win, out=padded[:, :self.size])
+            spectrum = np.fft.rfft(padded, axis=-1)
+        else:
+            spectrum = np.fft.rfft(framed * self.win, n=self.n_fft, axis=-1)
         power = np.square(spectrum.real) + np.square(spectrum.imag)
         return np.log(power @ self.mel + self.floor)
 

@@ -136,6 +136,10 @@ class Detector:
             self._history = padded[len(padded) - (window - 1):]
         else:
             smooth = scores
+        if (self._rising < 0).all() and (smooth < self.thresholds * 0.5).all():
+            # the usual case on a live microphone: nothing near any threshold
+            self._above[:] = 0
+            return []
         out = []
         for i, row in enumerate(smooth):
             step = first_step + i

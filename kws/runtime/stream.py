@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from kws.audio import as_float32
-from kws.frontend import StreamingFrontend, num_frames
+from kws.frontend import StreamingFrontend
 
 
 class Stream:
@@ -21,8 +21,10 @@ class Stream:
 
     def __init__(self, model) -> None:
         self.model = model
-        self.frontend = StreamingFrontend(model.manifest.frontend)
-        n_mels = model.manifest.frontend.n_mels
+        cfg = model.manifest.frontend
+        self.frontend = StreamingFrontend(cfg)
+        self._window, self._hop = cfg.window_samples, cfg.hop_samples
+        n_mels = cfg.n_mels
         self._no_frames = np.zeros((0, n_mels), dtype=np.float32)
         self._no_scores = np.zeros((0, len(model.keywords)), dtype=np.float32)
         self.reset()
@@ -44,7 +46,8 @@ class Stream:
         self._chunks.append(x)
         self._samples += len(x)
         s = self.model.step_frames
-        ready = num_frames(self._samples + self.frontend.pending_samples, self.frontend.cfg)
+        buffered = self._samples + self.frontend.pending_samples
+        ready = 0 if buffered < self._window else 1 + (buffered - self._window) // self._hop
         if len(self._frames) + ready < s:
             return self._no_scores
         audio = np.concatenate(self._chunks) if len(self._chunks) > 1 else x
