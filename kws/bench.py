@@ -41,13 +41,13 @@ def test_audio(seconds: float, seed: int = 0) -> np.ndarray:
     return (0.05 * envelope * rng.standard_normal(n)).astype(np.float32)
 
 
-def time_chunks(model, new_detector, wave: np.ndarray, chunk_ms: float,
+def time_chunks(new_stream, new_detector, wave: np.ndarray, chunk_ms: float,
                 repeats: int = 3) -> ChunkFigures:
     """Time every ``accept_waveform`` + ``process`` call; best of ``repeats`` passes for RTF."""
     size = int(chunk_ms * 16)
     best_total, per_call = float("inf"), None
     for _ in range(repeats):
-        stream, detector = model.create_stream(), new_detector()
+        stream, detector = new_stream(), new_detector()
         times = np.empty((len(wave) + size - 1) // size, dtype=np.int64)
         clock = time.perf_counter_ns
         for i, start in enumerate(range(0, len(wave), size)):
@@ -63,11 +63,11 @@ def time_chunks(model, new_detector, wave: np.ndarray, chunk_ms: float,
                         best_total / (len(wave) / 16000))
 
 
-def paced_cpu_share(model, new_detector, seconds: float, chunk_ms: float = 20) -> float:
+def paced_cpu_share(new_stream, new_detector, seconds: float, chunk_ms: float = 20) -> float:
     """Share of one core used when audio arrives in real time, like a live microphone."""
     size = int(chunk_ms * 16)
     wave = test_audio(seconds, seed=1)
-    stream, detector = model.create_stream(), new_detector()
+    stream, detector = new_stream(), new_detector()
     cpu0, wall0 = time.process_time(), time.monotonic()
     for i, start in enumerate(range(0, len(wave), size)):
         due = wall0 + (i + 1) * chunk_ms / 1000
@@ -79,15 +79,16 @@ def paced_cpu_share(model, new_detector, seconds: float, chunk_ms: float = 20) -
     return (time.process_time() - cpu0) / (time.monotonic() - wall0)
 
 
-def run_bench(model, new_detector, seconds: float = 60.0, paced_seconds: float = 10.0) -> dict:
+def run_bench(model, new_stream, new_detector, seconds: float = 60.0, paced_seconds: float = 10.0) -> dict:
     """All figures as a JSON-ready dict."""
     pin_one_core()
     wave = test_audio(seconds)
-    chunks = [time_chunks(model, new_detector, wave, ms) for ms in CHUNKS_MS]
-    cpu = paced_cpu_share(model, new_detector, paced_seconds) if paced_seconds > 0 else None
+    chunks = [time_chunks(new_stream, new_detector, wave, ms) for ms in CHUNKS_MS]
+    cpu = paced_cpu_share(new_stream, new_detector, paced_seconds) if paced_seconds > 0 else None
     manifest = model.manifest
     return {
         "model": str(manifest.folder), "file": model.file,
+        "steps_per_call": new_stream().steps_per_call,
         "model_bytes": manifest.files[model.file]["bytes"],
         "macs_per_second": manifest.raw.get("macs_per_second"),
         "audio_seconds": seconds,
@@ -105,7 +106,8 @@ def markdown(result: dict) -> str:
                      f"{c['real_time_factor']:.5f} |")
     cpu = result["paced_cpu_share_one_core"]
     lines += ["", f"- model: {result['model']}/{result['file']} ({result['model_bytes']} bytes, "
-              f"{result['macs_per_second']} MACs per second of audio)",
+              f"{result['macs_per_second']} MACs per second of audio), "
+              f"{result['steps_per_call']} model step(s) per call",
               f"- CPU share of one core at real time (20 ms chunks): "
               + ("-" if cpu is None else f"{100 * cpu:.2f}%"),
               f"- peak resident memory: {result['peak_rss_mb']:.1f} MB"]

@@ -92,13 +92,15 @@ class Listener:
 
     Args:
         model: a :class:`kws.runtime.OnnxModel`.
+        new_stream: returns a fresh :class:`kws.runtime.Stream` of that model.
         new_detector: returns a fresh :class:`kws.runtime.Detector`.
         emit: called with each event dict (JSON Lines on stdout in the CLI).
     """
 
-    def __init__(self, model, new_detector: Callable, cfg: ListenConfig,
+    def __init__(self, model, new_stream: Callable, new_detector: Callable, cfg: ListenConfig,
                  emit: Callable[[dict], None]) -> None:
-        self.model, self.new_detector, self.cfg, self.emit = model, new_detector, cfg, emit
+        self.model, self.cfg, self.emit = model, cfg, emit
+        self.new_stream, self.new_detector = new_stream, new_detector
         self.rate = model.manifest.frontend.sample_rate
         self.counters = Counters()
         self.stop = threading.Event()
@@ -145,7 +147,7 @@ class Listener:
     def run(self) -> Counters:
         """Listen until stopped; returns the counters (also logged)."""
         sd = import_sounddevice()
-        stream_state = self.model.create_stream()
+        stream_state = self.new_stream()
         detector = self.new_detector()
         backoff = 0.5
         while not self.stop.is_set():

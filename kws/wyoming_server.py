@@ -89,7 +89,7 @@ def info_event(model):
                                   version=__version__, models=models)]).event()
 
 
-def make_handler(model, new_detector: Callable, reader, writer):
+def make_handler(model, new_stream: Callable, new_detector: Callable, reader, writer):
     """A connection handler (a ``wyoming`` AsyncEventHandler) for one client."""
     from wyoming.audio import AudioChunk, AudioChunkConverter, AudioStart, AudioStop
     from wyoming.info import Describe
@@ -107,7 +107,7 @@ def make_handler(model, new_detector: Callable, reader, writer):
             self.begin()
 
         def begin(self) -> None:
-            self.stream = model.create_stream()
+            self.stream = new_stream()
             self.detector = new_detector()
             self.detected = False
 
@@ -159,11 +159,11 @@ def make_handler(model, new_detector: Callable, reader, writer):
     return WakeHandler()
 
 
-async def serve(model, new_detector: Callable, uri: str) -> None:
+async def serve(model, new_stream: Callable, new_detector: Callable, uri: str) -> None:
     """Serve until cancelled or SIGTERM."""
     import_wyoming()
     from wyoming.server import AsyncServer
 
     server = AsyncServer.from_uri(uri)
     log.info("Wyoming wake word server on %s, keywords %s", uri, list(model.keywords))
-    await server.run(partial(make_handler, model, new_detector))
+    await server.run(partial(make_handler, model, new_stream, new_detector))

@@ -44,6 +44,9 @@ def run_stream(model, wave, chunk, cfg=DetectorConfig(thresholds={"up": 0.3, "do
         s = stream.accept_waveform(wave[i:i + chunk])
         scores.append(s)
         found += detector.process(s, stream.first_new_step)
+    s = stream.flush()
+    scores.append(s)
+    found += detector.process(s, stream.first_new_step)
     return np.concatenate(scores), found
 
 
@@ -84,6 +87,20 @@ def test_reset_forgets_audio_and_state(tiny_export, clip):
     stream.reset()
     fresh = model.create_stream()
     np.testing.assert_array_equal(stream.accept_waveform(clip), fresh.accept_waveform(clip))
+
+
+@pytest.mark.parametrize("steps_per_call", [1, 2, 3])
+def test_steps_per_call_changes_grouping_not_scores(tiny_export, clip, steps_per_call):
+    model = OnnxModel(tiny_export)
+    stream = model.create_stream(steps_per_call)
+    outs = [stream.accept_waveform(clip[i:i + 320]) for i in range(0, len(clip), 320)]
+    sizes = [len(o) for o in outs if len(o)]
+    assert min(sizes) >= steps_per_call  # 20 ms chunks: the model runs every N steps
+    assert len(sizes) == pytest.approx(sum(sizes) / steps_per_call, abs=1)
+    scores = np.concatenate(outs + [stream.flush()])
+    np.testing.assert_allclose(scores, model.score_audio(clip), atol=SCORE_TOL)
+    with pytest.raises(ValueError, match="steps_per_call is 0; allowed: >= 1"):
+        model.create_stream(0)
 
 
 def test_runtime_imports_and_runs_without_torch(tiny_export, clip, tmp_path):

@@ -76,11 +76,11 @@ class OnnxModel:
             return np.zeros((0, len(self.keywords)), dtype=np.float32)
         return self.step(np.ascontiguousarray(feats), self.initial_state())[0]
 
-    def create_stream(self):
+    def create_stream(self, steps_per_call: int = 2):
         """A new per-stream state object (:class:`kws.runtime.stream.Stream`)."""
         from kws.runtime.stream import Stream
 
-        return Stream(self)
+        return Stream(self, steps_per_call)
 
 
 def load_exported_engine(folder: Path, file: str | None = None):

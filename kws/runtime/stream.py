@@ -11,16 +11,22 @@ from kws.frontend import StreamingFrontend
 class Stream:
     """Turns audio chunks into keyword scores; results do not depend on the chunk size.
 
-    Audio is buffered until it completes at least one model step, so the frontend and the model
-    run once per step (30 ms by default) however small the chunks are.
+    Audio is buffered until it completes ``steps_per_call`` model steps, so the frontend and the
+    model run once per ``steps_per_call`` steps however small the chunks are. Each call has a
+    fixed cost (measured: about as much as the work of one 30 ms step), so 2 steps per call
+    (60 ms) halves the CPU for at most 30 ms more decision latency; 1 gives the lowest latency.
+    Scores are identical either way.
 
     Attributes:
         steps: model steps scored so far.
         first_new_step: index of the first step returned by the last ``accept_waveform`` call.
     """
 
-    def __init__(self, model) -> None:
+    def __init__(self, model, steps_per_call: int = 2) -> None:
+        if steps_per_call < 1:
+            raise ValueError(f"steps_per_call is {steps_per_call}; allowed: >= 1")
         self.model = model
+        self.steps_per_call = steps_per_call
         cfg = model.manifest.frontend
         self.frontend = StreamingFrontend(cfg)
         self._window, self._hop = cfg.window_samples, cfg.hop_samples
@@ -48,15 +54,26 @@ class Stream:
         s = self.model.step_frames
         buffered = self._samples + self.frontend.pending_samples
         ready = 0 if buffered < self._window else 1 + (buffered - self._window) // self._hop
-        if len(self._frames) + ready < s:
+        if len(self._frames) + ready < s * self.steps_per_call:
             return self._no_scores
-        audio = np.concatenate(self._chunks) if len(self._chunks) > 1 else x
+        return self._run()
+
+    def flush(self) -> np.ndarray:
+        """Score every whole step still buffered (at the end of a file); ``(n, K)``."""
+        self.first_new_step = self.steps
+        return self._run()
+
+    def _run(self) -> np.ndarray:
+        s = self.model.step_frames
+        audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.float32)
         self._chunks, self._samples = [], 0
         feats = self.frontend.accept(audio)
         if len(self._frames):
             feats = np.concatenate((self._frames, feats))
         whole = len(feats) - len(feats) % s
         self._frames = feats[whole:]
+        if whole == 0:
+            return self._no_scores
         scores, self.state = self.model.step(feats[:whole], self.state)
         self.steps += len(scores)
         return scores
