@@ -70,7 +70,7 @@ class ListenConfig:
     """
 
     device: Optional[str | int] = None
-    block_ms: float = 20.0
+    block_ms: float = 60.0
     exec_cmd: Optional[str] = None
     save_dir: Optional[Path] = None
     max_seconds: Optional[float] = None

@@ -82,7 +82,7 @@ def prepare_positives(positives: dict[str, list[tuple[Path, np.ndarray]]],
 
 def evaluate(scorer: Scorer, timing: Timing, keywords: tuple[str, ...],
              positives: list[PositiveClip], negatives: list[tuple[Path, np.ndarray]],
-             refractory_s: float = 2.0, targets: Iterable[float] = FA_TARGETS,
+             refractory_s: float = 2.0, targets: tuple[float, ...] = FA_TARGETS,
              sample_rate: int = 16000, progress: Callable[[Iterable], Iterable] = iter
              ) -> tuple[dict, Det]:
     """Score everything and build the report.
@@ -132,10 +132,17 @@ def evaluate(scorer: Scorer, timing: Timing, keywords: tuple[str, ...],
         report["confusion"][kw] = {other: int(fired[:, i].sum())
                                    for i, other in enumerate(keywords)}
         report["confusion"][kw]["missed"] = int((~fired[:, j]).sum())
+    # the listening list uses the most permissive target's thresholds, so that it is not empty
+    # by construction; the report says which thresholds these are
+    loosest = f"{max(targets):g}"
+    listen_at = np.array([report["keywords"][kw]["at_fa_per_hour"][loosest]["threshold"]
+                          for kw in keywords])
+    report["false_alarms_at"] = {"fa_per_hour_target": float(loosest),
+                                 "thresholds": dict(zip(keywords, listen_at.tolist()))}
     for (path, _), track in zip(negatives, neg_tracks):
         times = timing.step_times(len(track))
         for j, kw in enumerate(keywords):
-            for step in events(track[:, j], thresholds[j], refractory):
+            for step in events(track[:, j], listen_at[j], refractory):
                 report["false_alarms"].append({"file": str(path), "time_s": round(float(
                     times[step]), 2), "keyword": kw, "score": float(track[step, j])})
     return report, det

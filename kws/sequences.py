@@ -129,7 +129,8 @@ class SequenceMaker:
             if level < 1e-4:  # nothing to measure an SNR against: noise at a speech-like level
                 wave = wave + noise * np.float32(10 ** (rng.uniform(-50, -25) / 20))
             else:
-                wave = augment.mix_at_snr(wave, noise, rng.uniform(*self.aug.snr_db))
+                # loudest-frame SNR, as the evaluation measures it
+                wave = augment.mix_at_snr(wave, noise, rng.uniform(*self.aug.snr_db), "peak")
         else:
             wave = wave + 1e-4 * rng.standard_normal(self.n).astype(np.float32)
         return augment.gain_db(wave, rng.uniform(*self.aug.gain_db))

@@ -59,9 +59,10 @@ def test_default_model_budget():
     params = count_parameters(m)
     macs = macs_per_second(cfg.model, cfg.frontend)
     assert params <= 100_000 and macs <= 10_000_000
-    # proj 120*64+64, GRU 3*96*(64+96)+6*96, out 96*5+5
-    assert params == 120 * 64 + 64 + 3 * 96 * (64 + 96) + 6 * 96 + 96 * 5 + 5
-    assert macs == round((120 * 64 + 3 * 96 * (64 + 96) + 96 * 5) / 0.03)
+    # proj (3*40)*P + P, GRU 3*H*(P+H) + 6*H biases, out H*5 + 5; one step per 30 ms
+    p, h = cfg.model.proj_dim, cfg.model.hidden
+    assert params == 120 * p + p + 3 * h * (p + h) + 6 * h + h * 5 + 5
+    assert macs == round((120 * p + 3 * h * (p + h) + h * 5) / 0.03)
 
 
 def test_model_config_errors():
