@@ -16,7 +16,7 @@ runtime-env: $(BIN)/python
 	$(BIN)/pip install -q -e .
 
 full-env: $(BIN)/python apt
-	$(BIN)/pip install -q -e '.[train,mic,serve,dev]'
+	$(BIN)/pip install -q -e '.[train,mic,serve,peers,dev]'
 
 # Debian packages, installed only when missing and only when running as root.
 apt:

@@ -22,7 +22,7 @@ from export.verify import REFERENCE, Report, verify_folder
 from kws import data
 from kws.config import Config
 from kws.contract import FLOAT_FILE, INT8_FILE, MANIFEST
-from kws.evaluate import evaluate, prepare_positives
+from kws.evaluate import evaluate, miss_at, prepare_positives
 from kws.frontend import log_mel
 from kws.model import count_parameters, macs_per_second
 from kws.runtime.session import OnnxModel
@@ -56,11 +56,6 @@ def validation_report(folder: Path, file: str, cfg: Config, val: data.Clips, noi
                     val.negatives)
 
 
-def mean_miss(report: dict, target: float = DEFAULT_TARGET) -> float:
-    values = [v["at_fa_per_hour"][f"{target:g}"]["miss_rate"] for v in report["keywords"].values()]
-    return float(np.mean([v for v in values if v is not None]))
-
-
 def export_model(source: str | Path, out_dir: str | Path) -> Report:
     """Export a run folder or checkpoint; see the module docstring.
 
@@ -88,7 +83,7 @@ def export_model(source: str | Path, out_dir: str | Path) -> Report:
     (out / MANIFEST).write_text(json.dumps(build_manifest(out, cfg, [FLOAT_FILE, INT8_FILE], {})))
     float_report, _ = validation_report(out, FLOAT_FILE, cfg, val, noise)
     int8_report, det = validation_report(out, INT8_FILE, cfg, val, noise)
-    delta = mean_miss(int8_report) - mean_miss(float_report)
+    delta = miss_at(int8_report, DEFAULT_TARGET) - miss_at(float_report, DEFAULT_TARGET)
     extra = {
         "parameters": count_parameters(model),
         "macs_per_second": macs_per_second(cfg.model, cfg.frontend),

@@ -187,7 +187,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from kws.bench import run_bench, write
 
     model, new_stream, new_detector = load_runtime(args)
-    result = run_bench(model, new_stream, new_detector, args.seconds, args.paced_seconds)
+    result = run_bench(model, new_stream, new_detector, args.seconds, args.paced_seconds,
+                       args.vs)
     print(write(result, args.out))
     return 0
 
@@ -219,8 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="miss rate at false alarms per hour, delay, DET plot")
     p.add_argument("--model", action="append", required=True,
-                   help="a run folder / checkpoint (.pt) or an exported model folder; repeat to "
-                        "compare several on the same audio")
+                   help="a run folder / checkpoint (.pt), an exported model folder, or "
+                        "openwakeword:KW / microwakeword:KW; repeat to compare on the same audio")
     p.add_argument("--config", help="take positives/negatives from this config's split "
                                     "(default: the first model's own config)")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
@@ -230,6 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only numbered positive files A..B of KW (e.g. alexa=150-199)")
     p.add_argument("--negatives", action="append", type=Path, default=[],
                    help="folder of negative audio (repeatable; added to the split's)")
+    p.add_argument("--stream", type=Path, help="one long recording to evaluate on instead "
+                                                "(with --labels and --keyword)")
+    p.add_argument("--labels", type=Path,
+                   help="label file for --stream: one 'start, end' line (s) per keyword")
+    p.add_argument("--keyword", help="the keyword the --stream labels mark")
     p.add_argument("--noise", type=Path, help="folder of noise mixed into positives")
     p.add_argument("--snr", type=float, default=10.0, help="SNR in dB for --noise (default 10)")
     p.add_argument("--refractory", type=float, default=2.0, help="seconds (default 2)")
@@ -280,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=60.0, help="audio per chunk size")
     p.add_argument("--paced-seconds", type=float, default=10.0,
                    help="real-time paced run for the CPU share (0 skips it)")
+    p.add_argument("--vs", metavar="ENGINE[:KEYWORD]",
+                   help="also measure openwakeword or microwakeword (default keyword alexa) in "
+                        "this run, alternating, and print the ratios")
     p.add_argument("-o", "--out", help="write OUT.json and OUT.md")
     p.set_defaults(func=cmd_bench)
 

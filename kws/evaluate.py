@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -18,8 +19,8 @@ import numpy as np
 
 from kws import augment
 from kws.audio import speech_bounds
-from kws.metrics import (EVENT_RULE, Det, det_curve, events, step_end_seconds,
-                         summarize_delays)
+from kws.metrics import (EVENT_RULE, Det, default_thresholds, det_curve, events,
+                         step_end_seconds, stream_counts, summarize_delays)
 
 log = logging.getLogger(__name__)
 
@@ -102,26 +103,25 @@ def evaluate(scorer: Scorer, timing: Timing, keywords: tuple[str, ...],
     peaks = np.array([[tr[w, j].max(initial=0.0) for j in range(k)]
                       for tr, w in zip(clip_tracks, windows)]).reshape(-1, k)
     labels = np.array([c.keyword for c in positives], dtype=int)
+    started = time.process_time()
     neg_tracks = [scorer(w) for _, w in progress(negatives)]
+    compute_s = time.process_time() - started
     hours = sum(len(w) for _, w in negatives) / sample_rate / 3600
     det = det_curve([peaks[labels == j, j] for j in range(k)], neg_tracks, hours, refractory)
 
     report: dict = {
         "event_rule": EVENT_RULE, "refractory_s": refractory_s, "step_s": timing.step_s,
         "negative_hours": hours, "negative_files": len(negatives),
+        "real_time_factor": compute_s / (hours * 3600),
         "positive_clips": {kw: int((labels == j).sum()) for j, kw in enumerate(keywords)},
         "keywords": {}, "confusion": {}, "false_alarms": [],
     }
     for j, kw in enumerate(keywords):
-        points = {}
-        for target in targets:
-            thr, miss, fa = det.operating_point(j, target)
-            points[f"{target:g}"] = {"threshold": thr, "fa_per_hour": fa,
-                                     "miss_rate": miss if np.isfinite(miss) else None}
+        points = operating_points(det, j, targets)
         thr = points.get("0.5", next(iter(points.values())))["threshold"]
         delays = []
         for clip, track, w in zip(positives, clip_tracks, windows):
-            hit = np.flatnonzero(w & (track[:, j] >= thr))
+            hit = np.flatnonzero(w & (track[:, j] >= np.float64(thr)))
             if clip.keyword == j and len(hit):
                 delays.append(float(timing.step_times(len(track))[hit[0]] - clip.end_s))
         report["keywords"][kw] = {"at_fa_per_hour": points, "delay_s": summarize_delays(delays),
@@ -145,6 +145,61 @@ def evaluate(scorer: Scorer, timing: Timing, keywords: tuple[str, ...],
             for step in events(track[:, j], listen_at[j], refractory):
                 report["false_alarms"].append({"file": str(path), "time_s": round(float(
                     times[step]), 2), "keyword": kw, "score": float(track[step, j])})
+    return report, det
+
+
+def operating_points(det: Det, k: int, targets: Iterable[float]) -> dict[str, dict]:
+    """Per false-alarm target: the threshold, its false alarms per hour and miss rate."""
+    points = {}
+    for target in targets:
+        thr, miss, fa = det.operating_point(k, target)
+        points[f"{target:g}"] = {"threshold": thr, "fa_per_hour": fa,
+                                 "miss_rate": miss if np.isfinite(miss) else None}
+    return points
+
+
+def evaluate_stream(scorer: Scorer, timing: Timing, keyword: str, k: int, name: str,
+                    wave: np.ndarray, labels: list[tuple[float, float]],
+                    refractory_s: float = 2.0, targets: tuple[float, ...] = FA_TARGETS,
+                    sample_rate: int = 16000) -> tuple[dict, Det]:
+    """Evaluate keyword column ``k`` on one long stream with a label file (Picovoice format).
+
+    False alarms per hour are counted over the stream time outside the labelled keywords.
+    """
+    if not labels:
+        raise ValueError(f"{name}: the label file lists no keyword")
+    refractory = max(1, int(round(refractory_s / timing.step_s)))
+    started = time.process_time()
+    track = scorer(wave)[:, k]
+    compute_s = time.process_time() - started
+    times = timing.step_times(len(track))
+    thresholds = default_thresholds()
+    hits, false = stream_counts(track, times, labels, thresholds, refractory, WINDOW_AFTER_S)
+    hours = (len(wave) / sample_rate - sum(e - s for s, e in labels)) / 3600
+    det = Det(thresholds, (false / hours)[:, None], (1 - hits / len(labels))[:, None])
+    points = operating_points(det, 0, targets)
+    thr = points.get("0.5", next(iter(points.values())))["threshold"]
+    delays = []
+    for start, end in labels:
+        inside = np.flatnonzero((times >= start) & (times <= end + WINDOW_AFTER_S)
+                                & (track >= np.float64(thr)))
+        if len(inside):
+            delays.append(float(times[inside[0]] - end))
+    loosest = points[f"{max(targets):g}"]["threshold"]
+    report = {
+        "event_rule": EVENT_RULE, "refractory_s": refractory_s, "step_s": timing.step_s,
+        "negative_hours": hours, "negative_files": 1, "positive_clips": {keyword: len(labels)},
+        "real_time_factor": compute_s / (len(wave) / sample_rate),
+        "stream": name,
+        "keywords": {keyword: {"at_fa_per_hour": points, "delay_s": summarize_delays(delays),
+                               "operating_threshold": thr}},
+        "false_alarms_at": {"fa_per_hour_target": max(targets), "thresholds": {keyword: loosest}},
+        "false_alarms": [{"file": name, "time_s": round(float(times[step]), 2), "keyword": keyword,
+                          "score": float(track[step])}
+                         for step in events(track, loosest, refractory)
+                         if not any(s <= times[step] <= e + WINDOW_AFTER_S for s, e in labels)],
+        "confusion": {},
+    }
     return report, det
 
 

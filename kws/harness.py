@@ -12,14 +12,15 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from kws import data
 from kws.audio import find_audio, load_many
 from kws.config import Config
-from kws.evaluate import FA_TARGETS, Scorer, Timing, evaluate, plot_det, prepare_positives, \
-    write_report
+from kws.evaluate import (FA_TARGETS, Scorer, Timing, evaluate, evaluate_stream, plot_det,
+                          prepare_positives, write_report)
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +34,17 @@ class Engine:
     timing: Timing
     scorer: Scorer
     config: Config | None = None
+    new_stream: Callable | None = None  # streaming form (accept(int16) -> scores), for bench
 
 
 def load_engine(spec: str) -> Engine:
-    """A checkpoint (``.pt`` or a run folder with ``best.pt``) or an exported model folder
-    (``model.json`` inside)."""
+    """A checkpoint (``.pt`` or a run folder with ``best.pt``), an exported model folder
+    (``model.json`` inside), or a peer engine ``openwakeword:KEYWORD`` /
+    ``microwakeword:KEYWORD``."""
+    if spec.split(":", 1)[0] in ("openwakeword", "microwakeword"):
+        from kws.peers import load_peer
+
+        return load_peer(spec)
     path = Path(spec)
     if (path / "model.json").is_file():
         from kws.runtime.session import load_exported_engine
@@ -111,6 +118,8 @@ def run_eval(args: argparse.Namespace) -> list[dict]:
     from tqdm import tqdm
 
     engines = [load_engine(spec) for spec in args.model]
+    if args.stream:
+        return run_stream_eval(args, engines)
     cfg = engines[0].config
     if args.config:
         from kws.config import load_config
@@ -131,10 +140,11 @@ def run_eval(args: argparse.Namespace) -> list[dict]:
         report, det = evaluate(engine.scorer, engine.timing, engine.keywords, own, negatives,
                                args.refractory, FA_TARGETS, progress=bar)
         report.update(engine=engine.name, sources=sources)
-        folder = args.out / f"{i}-{Path(engine.name).name or 'model'}"
+        folder = args.out / f"{i}-{safe_name(engine.name)}"
         write_report(report, det, engine.keywords, folder, title=engine.name)
         for j, kw in enumerate(engine.keywords):
-            curves[f"{Path(engine.name).name}:{kw}"] = (det.fa_per_hour[:, j], det.miss_rate[:, j])
+            curves[f"{safe_name(engine.name)}:{kw}"] = (det.fa_per_hour[:, j],
+                                                       det.miss_rate[:, j])
         reports.append(report)
         log.info("%s -> %s", engine.name, folder)
     plot_det(curves, args.out / "det.png", f"{reports[0]['negative_hours']:.2f} h of negatives")
@@ -144,21 +154,56 @@ def run_eval(args: argparse.Namespace) -> list[dict]:
     return reports
 
 
+def run_stream_eval(args: argparse.Namespace, engines: list[Engine]) -> list[dict]:
+    """``--stream FILE --labels FILE --keyword KW``: every engine on one labelled recording."""
+    from kws.audio import load_audio
+    from kws.metrics import parse_labels
+
+    if not args.labels or not args.keyword:
+        raise ValueError("--stream needs --labels FILE and --keyword NAME")
+    labels = parse_labels(args.labels)
+    wave = load_audio(args.stream)
+    reports, curves = [], {}
+    for i, engine in enumerate(engines):
+        if args.keyword not in engine.keywords:
+            raise ValueError(f"{engine.name} has no keyword {args.keyword!r} "
+                             f"({list(engine.keywords)})")
+        report, det = evaluate_stream(engine.scorer, engine.timing, args.keyword,
+                                      engine.keywords.index(args.keyword), str(args.stream),
+                                      wave, labels, args.refractory)
+        report["engine"] = engine.name
+        write_report(report, det, (args.keyword,), args.out / f"{i}-{safe_name(engine.name)}",
+                     title=engine.name)
+        curves[engine.name] = (det.fa_per_hour[:, 0], det.miss_rate[:, 0])
+        reports.append(report)
+    plot_det(curves, args.out / "det.png", f"{args.stream} ({len(labels)} keywords)")
+    (args.out / "summary.md").write_text(markdown_table(reports))
+    (args.out / "summary.json").write_text(summary_json(reports))
+    print(markdown_table(reports))
+    return reports
+
+
+def safe_name(name: str) -> str:
+    """A folder name for an engine: its last path part, ':' replaced."""
+    return (Path(name).name or "model").replace(":", "-")
+
+
 def markdown_table(reports: list[dict]) -> str:
     """Miss rate at 0.1 / 0.5 / 1 FA/h and delay per engine and keyword."""
     head = ("| engine | keyword | clips | miss @0.1 FA/h | miss @0.5 FA/h | miss @1 FA/h | "
-            "delay median / p95 (s) |\n|---|---|---|---|---|---|---|\n")
+            "delay median / p95 (s) | real-time factor |\n|---|---|---|---|---|---|---|---|\n")
     rows = []
     for r in reports:
         for kw, v in r["keywords"].items():
             miss = [percent(v["at_fa_per_hour"][f"{t:g}"]["miss_rate"]) for t in FA_TARGETS]
             d = v["delay_s"]
             delay = "-" if d["median"] is None else f"{d['median']:.2f} / {d['p95']:.2f}"
-            rows.append(f"| {Path(r['engine']).name} | {kw} | {r['positive_clips'][kw]} | "
-                        + " | ".join(miss) + f" | {delay} |")
+            rows.append(f"| {safe_name(r['engine'])} | {kw} | {r['positive_clips'][kw]} | "
+                        + " | ".join(miss) + f" | {delay} | {r['real_time_factor']:.4f} |")
     neg = reports[0]
     foot = (f"\nNegatives: {neg['negative_hours']:.2f} h in {neg['negative_files']} files. "
-            f"{neg['event_rule']}; refractory {neg['refractory_s']} s.\n")
+            f"{neg['event_rule']}; refractory {neg['refractory_s']} s. Real-time factor: CPU "
+            "seconds per second of negative audio, offline scoring in this process.\n")
     return head + "\n".join(rows) + "\n" + foot
 
 

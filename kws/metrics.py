@@ -26,7 +26,9 @@ def events(track: np.ndarray, threshold: float, refractory: int) -> np.ndarray:
     """Step indices of the events in a ``(steps,)`` score track (see the module's event rule)."""
     if refractory < 1:
         raise ValueError(f"refractory must be >= 1 step, got {refractory}")
-    above = np.flatnonzero(track >= threshold)
+    # compare in float64 whatever the types (a Python float would be compared in float32 with a
+    # float32 track, a numpy float64 in float64: 0.9 would be both reached and not)
+    above = np.flatnonzero(track >= np.float64(threshold))
     out = []
     i = 0
     while i < len(above):
@@ -117,3 +119,55 @@ def summarize_delays(delays: list[float]) -> dict[str, float | None]:
     arr = np.asarray(delays)
     return {"median": float(np.median(arr)), "p95": float(np.percentile(arr, 95)),
             "count": len(delays)}
+
+
+def parse_labels(path) -> list[tuple[float, float]]:
+    """Keyword occurrences from a label file: one ``start, end`` line (seconds) per keyword, as
+    in the Picovoice wake-word benchmark. Blank lines and ``#`` comments are skipped.
+
+    Raises:
+        ValueError: a malformed line, naming the file and line number.
+    """
+    out = []
+    with open(path) as f:
+        for number, line in enumerate(f, 1):
+            text = line.split("#", 1)[0].strip()
+            if not text:
+                continue
+            parts = [p.strip() for p in text.replace("\t", ",").split(",")]
+            try:
+                start, end = (float(p) for p in parts)
+            except ValueError:
+                raise ValueError(f"{path}:{number}: expected 'start, end' in seconds, got "
+                                 f"{line.strip()!r}") from None
+            if not 0 <= start < end:
+                raise ValueError(f"{path}:{number}: need 0 <= start < end, got {start}, {end}")
+            out.append((start, end))
+    return out
+
+
+def stream_counts(track: np.ndarray, times: np.ndarray, labels: list[tuple[float, float]],
+                  thresholds: np.ndarray, refractory: int, after_s: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Hits and false alarms per threshold on one long labelled stream.
+
+    An event inside ``[start, end + after_s]`` of a label is a hit for that label (further events
+    there are not counted at all); any other event is a false alarm.
+
+    Returns:
+        (hits ``(n_thr,)`` labels detected, false_alarms ``(n_thr,)``).
+    """
+    hits = np.zeros(len(thresholds), dtype=np.int64)
+    false = np.zeros(len(thresholds), dtype=np.int64)
+    spans = np.array(labels, dtype=float).reshape(-1, 2)
+    for t, thr in enumerate(thresholds):
+        found = set()
+        for step in events(track, thr, refractory):
+            inside = np.flatnonzero((spans[:, 0] <= times[step])
+                                    & (times[step] <= spans[:, 1] + after_s))
+            if len(inside):
+                found.add(int(inside[0]))
+            else:
+                false[t] += 1
+        hits[t] = len(found)
+    return hits, false

@@ -89,7 +89,8 @@ class Detector:
                  hop_s: float = 0.010, window_s: float = 0.025) -> None:
         self.keywords = tuple(keywords)
         self.cfg = cfg
-        self.thresholds = np.array([thresholds[kw] for kw in self.keywords], dtype=np.float32)
+        # float64, like kws.metrics: the same score meets the same threshold in eval and here
+        self.thresholds = np.array([thresholds[kw] for kw in self.keywords], dtype=np.float64)
         self._timing = (step_frames, hop_s, window_s)
         step_s = step_frames * hop_s
         self._refractory = int(round(cfg.refractory_s / step_s))
