@@ -193,6 +193,33 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_firmware(args: argparse.Namespace) -> int:
+    """``kws firmware MODEL_DIR -o OUT`` or ``kws firmware verify MODEL_DIR [AUDIO...]``."""
+    if args.target[0] == "verify":
+        from firmware_bridge.verify import verify_firmware
+        from kws.runtime.session import default_model_dir
+
+        if len(args.target) < 2:
+            raise ValueError("usage: kws firmware verify MODEL_DIR [AUDIO...]")
+        folder = Path(args.target[1])
+        clips = [Path(p) for p in args.target[2:]]
+        if not clips:
+            demo = default_model_dir() / "demo.wav"
+            if not demo.is_file():
+                raise ValueError("give AUDIO files to verify on (keyword and negative clips)")
+            clips = [demo]
+        report = verify_firmware(folder, clips)
+        print(report)
+        return 0 if report.ok else 1
+    from firmware_bridge.emit import emit
+
+    if len(args.target) != 1 or not args.out:
+        raise ValueError("usage: kws firmware MODEL_DIR -o OUTDIR")
+    out = emit(Path(args.target[0]), Path(args.out))
+    print((out / "README.md").read_text())
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from kws.contract import load_manifest
     from kws.runtime.session import default_model_dir
@@ -291,6 +318,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "this run, alternating, and print the ratios")
     p.add_argument("-o", "--out", help="write OUT.json and OUT.md")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("firmware", help="C sources for a microcontroller, or verify them",
+                       description="kws firmware MODEL_DIR -o OUTDIR | kws firmware verify "
+                                   "MODEL_DIR [AUDIO...]")
+    p.add_argument("target", nargs="+", metavar="MODEL_DIR | verify MODEL_DIR [AUDIO...]")
+    p.add_argument("-o", "--out", help="output folder for the C sources")
+    p.set_defaults(func=cmd_firmware)
 
     p = sub.add_parser("info", help="the model's manifest as JSON")
     p.add_argument("--model", help="exported model folder (default: the bundled model)")
