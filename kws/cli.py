@@ -32,10 +32,23 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     out = Path(args.out or Path("runs") / Path(args.config).stem)
+    if args.keyword:
+        from kws.synth import synthetic_config
+
+        cfg = synthetic_config(cfg, args.keyword, out / "synth", args.synth_count,
+                               cfg.train.seed)
     result = train(cfg, out, resume=args.resume, progress=not args.quiet)
     print(json.dumps({"run": str(out), "best_val_miss": result["best"],
                       "parameters": result["parameters"],
                       "train_seconds": round(result["train_seconds"], 1)}))
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from kws.synth import synthesize
+
+    report = synthesize(args.phrase, args.out, args.count, args.seed, args.confusables)
+    print(json.dumps(report, indent=2))
     return 0
 
 
@@ -243,7 +256,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", help="run folder (default runs/<config name>)")
     p.add_argument("--resume", action="store_true", help="continue from <run>/checkpoint.pt")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--keyword", metavar="PHRASE",
+                   help="train for PHRASE from synthetic speech only (made with kws synth into "
+                        "<run>/synth); the config supplies negatives, noise and settings")
+    p.add_argument("--synth-count", type=int, default=1500,
+                   help="synthetic positives for --keyword (default 1500)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("synth", help="synthetic positives and confusable negatives for a phrase")
+    p.add_argument("phrase")
+    p.add_argument("-o", "--out", type=Path, required=True)
+    p.add_argument("--count", type=int, default=1000, help="positive renderings")
+    p.add_argument("--confusables", type=int, help="confusable renderings (default: --count)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("eval", help="miss rate at false alarms per hour, delay, DET plot")
     p.add_argument("--model", action="append", required=True,

@@ -1,8 +1,15 @@
-"""Speech synthesis with the TTS programs installed on the machine (espeak-ng, flite).
+"""Synthetic keyword speech: positives and confusable negatives from the installed TTS programs.
 
-Each engine is a separate program run with an argument list (never through a shell). Rendered
-audio comes back as float32 mono 16 kHz. Used to build the bundled demo clip; the synthetic
-keyword pipeline builds on the same functions.
+Engines are separate programs run with argument lists (never through a shell): Debian
+``espeak-ng`` (8 English accents x ~100 voice variants, rate and pitch varied) and ``flite``
+(voices kal, kal16, awb, rms, slt). Nothing is installed silently: missing engines are reported
+with the command that adds them. Every rendering gets voice-level augmentation (vocal tract length
+perturbation, speed) and is rejected when broken (silent, clipped, too short or too long).
+
+Confusable negatives come from the keyword's espeak-ng phonemes: its first or last part alone,
+one phoneme changed, a rhyme (new onset), each word of a phrase inside other sentences; plus
+ordinary sentences. ``kws synth`` writes ``positive/``, ``confusable/``, a JSONL manifest and a
+report of what it made and rejected.
 """
 
 from __future__ import annotations
@@ -21,6 +28,21 @@ from kws.audio import load_audio
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = {"espeak-ng": "apt-get install espeak-ng", "flite": "apt-get install flite"}
+NOT_SUPPORTED_HINT = ("festival (apt-get install festival festvox-kallpc16k) and piper-tts "
+                      "voices are not used yet")
+ESPEAK_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp",
+                  "en-gb-x-gbcwmd", "en-029", "en-us-nyc")
+FLITE_VOICES = ("kal", "kal16", "awb", "rms", "slt")
+SENTENCES = (
+    "please turn on the kitchen light", "what time is it right now", "the weather looks nice",
+    "I will call you back later", "can you play some music", "we need more milk and bread",
+    "the meeting starts at nine", "open the window a little", "my phone is almost empty",
+    "let us go for a walk", "the train was late again", "how far is the station",
+    "remind me to water the plants", "set a timer for ten minutes", "the movie was too long",
+    "I left my keys on the table", "it is going to rain tomorrow", "turn the volume down",
+    "did you feed the cat", "the children are asleep", "tell me a short story",
+    "close the garage door", "the coffee is still hot", "I think we are lost",
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +53,10 @@ class Voice:
     name: str
     rate: int = 150  # espeak-ng words per minute
     pitch: int = 50  # espeak-ng 0..99
+
+    @property
+    def id(self) -> str:
+        return f"{self.engine}-{self.name}-{self.rate}-{self.pitch}".replace("+", "_")
 
     def command(self, text: str, out: Path) -> list[str]:
         if self.engine == "espeak-ng":
@@ -75,3 +101,188 @@ def demo_clip(parts: list[tuple[Voice, str]], gap_s: float = 0.8,
         pieces += [render(voice, text, sample_rate), gap]
     wave = np.concatenate(pieces)
     return (wave * (0.7 / max(1e-6, float(np.abs(wave).max())))).astype(np.float32)
+
+
+def espeak_variants() -> list[str]:
+    """espeak-ng voice variant names (``+name`` suffixes)."""
+    proc = subprocess.run(["espeak-ng", "--voices=variant"], capture_output=True, text=True)
+    names = [line.split()[-1].split("/")[-1] for line in proc.stdout.splitlines()[1:]]
+    return sorted(n for n in names if n and n.isascii())
+
+
+def voices(count: int, rng: np.random.Generator, engines: list[str]) -> list[Voice]:
+    """``count`` voices drawn across engines, accents, variants, rates and pitches."""
+    out = []
+    variants = espeak_variants() if "espeak-ng" in engines else []
+    for i in range(count):
+        engine = engines[i % len(engines)]
+        if engine == "flite":
+            out.append(Voice("flite", FLITE_VOICES[int(rng.integers(len(FLITE_VOICES)))]))
+        else:
+            accent = ESPEAK_ACCENTS[int(rng.integers(len(ESPEAK_ACCENTS)))]
+            variant = variants[int(rng.integers(len(variants)))] if variants else ""
+            out.append(Voice("espeak-ng", f"{accent}+{variant}" if variant else accent,
+                             int(rng.integers(110, 200)), int(rng.integers(20, 80))))
+    return out
+
+
+def vtlp(wave: np.ndarray, alpha: float, sample_rate: int = 16000) -> np.ndarray:
+    """Vocal tract length perturbation: warp the STFT frequency axis by ``alpha`` (formants
+    move, timing stays), piecewise linear above 4.8 kHz so the band edge stays put."""
+    from scipy.signal import istft, stft
+
+    _, _, spec = stft(wave, fs=sample_rate, nperseg=512, noverlap=384)
+    bins = np.arange(spec.shape[0], dtype=float)
+    edge = 0.6 * (spec.shape[0] - 1)
+    source = np.where(bins <= edge * min(alpha, 1), bins / alpha,
+                      edge / alpha + (bins - edge) * (spec.shape[0] - 1 - edge / alpha)
+                      / max(1e-6, spec.shape[0] - 1 - edge))
+    source = np.clip(source, 0, spec.shape[0] - 1)
+    warped = np.stack([np.interp(source, bins, spec[:, t].real)
+                       + 1j * np.interp(source, bins, spec[:, t].imag)
+                       for t in range(spec.shape[1])], axis=1)
+    _, out = istft(warped, fs=sample_rate, nperseg=512, noverlap=384)
+    return out[:len(wave)].astype(np.float32)
+
+
+def broken(wave: np.ndarray, sample_rate: int = 16000, min_s: float = 0.2,
+           max_s: float = 4.0) -> str | None:
+    """Why a rendering is unusable (None if it is fine)."""
+    seconds = len(wave) / sample_rate
+    if seconds < min_s or seconds > max_s:
+        return f"length {seconds:.2f} s outside {min_s}-{max_s} s"
+    if float(np.sqrt(np.mean(np.square(wave)))) < 1e-3:
+        return "silent"
+    if np.mean(np.abs(wave) >= 0.999) > 1e-3:
+        return "clipped"
+    return None
+
+
+def phonemes(text: str) -> str:
+    """espeak-ng phoneme mnemonics of ``text`` (e.g. computer -> k@mpj'u:t3)."""
+    proc = subprocess.run(["espeak-ng", "-q", "-x", text], capture_output=True, text=True)
+    return proc.stdout.strip()
+
+
+VOWELS = ("a", "e", "i", "o", "u", "@", "3", "A", "E", "I", "O", "U", "V", "aI", "eI", "oU",
+          "aU", "OI", "i:", "u:", "A:", "O:", "3:")
+CONSONANTS = ("p", "b", "t", "d", "k", "g", "m", "n", "s", "z", "f", "v", "l", "r", "w", "h",
+              "S", "T", "D", "dZ", "tS")
+
+
+def confusable_texts(phrase: str, rng: np.random.Generator, count: int) -> list[str]:
+    """Texts (``[[phonemes]]`` for espeak-ng, or words) that sound close to ``phrase``."""
+    flat = phonemes(phrase).replace("_", "").replace(" ", "")
+    out = {f"[[{flat[:max(2, len(flat) // 2)]}]]", f"[[{flat[len(flat) // 2:]}]]"}
+    words = phrase.split()
+    if len(words) > 1:  # each word alone, and inside other sentences (never the whole phrase)
+        for word in words:
+            out.add(word)
+            for sentence in rng.choice(SENTENCES, size=3, replace=False):
+                parts = sentence.split()
+                pos = int(rng.integers(len(parts) + 1))
+                out.add(" ".join(parts[:pos] + [word] + parts[pos:]))
+    units = sorted(VOWELS + CONSONANTS, key=len, reverse=True)
+    for _ in range(count * 3):
+        if len(out) >= count:
+            break
+        i = int(rng.integers(len(flat)))
+        unit = next((u for u in units if flat.startswith(u, i)), flat[i])
+        group = VOWELS if unit in VOWELS else CONSONANTS
+        new = group[int(rng.integers(len(group)))]
+        if new != unit:
+            out.add(f"[[{flat[:i]}{new}{flat[i + len(unit):]}]]")
+        if rng.random() < 0.3:  # rhyme: a new onset before the first vowel
+            first = min((flat.find(v) for v in VOWELS if v in flat), default=0)
+            onset = CONSONANTS[int(rng.integers(len(CONSONANTS)))]
+            out.add(f"[[{onset}{flat[first:]}]]")
+    return sorted(out)[:count]
+
+
+def synthesize(phrase: str, out: Path, count: int, seed: int = 0,
+               confusables: int | None = None) -> dict:
+    """Write ``count`` positive renderings of ``phrase`` and confusable negatives to ``out``.
+
+    Returns the report (also written to ``out/report.json``).
+    """
+    import json
+
+    import soundfile
+
+    from kws.augment import change_speed
+
+    engines = available_engines()
+    if not engines:
+        raise RuntimeError("no TTS engine found: " + "; ".join(INSTALL_HINT.values()))
+    rng = np.random.default_rng(seed)
+    n_conf = confusables if confusables is not None else count
+    near = confusable_texts(phrase, rng, max(1, (3 * n_conf) // 4))
+    texts = [near[i % len(near)] for i in range((3 * n_conf) // 4)]
+    texts += [SENTENCES[int(rng.integers(len(SENTENCES)))] for _ in range(n_conf - len(texts))]
+    phoneme_engines = ["espeak-ng"] if "espeak-ng" in engines else engines
+    jobs = [("positive", phrase, v) for v in voices(count, rng, engines)]
+    jobs += [("confusable", text, v) for text, v in
+             zip(texts, voices(len(texts), rng, phoneme_engines))]
+    rejected: dict[str, int] = {}
+    made = {"positive": 0, "confusable": 0}
+    lines = []
+    for i, (kind, text, voice) in enumerate(jobs):
+        if voice.engine == "flite" and text.startswith("[["):
+            continue  # phoneme input is espeak-ng syntax
+        try:
+            wave = render(voice, text)
+        except RuntimeError as e:
+            rejected["engine error"] = rejected.get("engine error", 0) + 1
+            log.warning("%s", e)
+            continue
+        wave = vtlp(wave, float(rng.uniform(0.9, 1.1)))
+        wave = change_speed(wave, float(rng.uniform(0.9, 1.1)))
+        reason = broken(wave, max_s=4.0 if kind == "positive" else 8.0)
+        if reason:
+            rejected[reason.split(" ")[0]] = rejected.get(reason.split(" ")[0], 0) + 1
+            continue
+        folder = out / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{i:05d}-{voice.id}.wav"
+        soundfile.write(path, wave, 16000, subtype="PCM_16")
+        made[kind] += 1
+        label = phrase if kind == "positive" else "none"
+        lines.append(json.dumps({"path": f"{kind}/{path.name}", "label": label,
+                                 "speaker": voice.id, "text": text}))
+    (out / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    report = {"phrase": phrase, "phonemes": phonemes(phrase), "engines": engines,
+              "not_installed": {e: h for e, h in INSTALL_HINT.items() if e not in engines},
+              "not_supported": NOT_SUPPORTED_HINT, "made": made, "rejected": rejected,
+              "seed": seed}
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def keyword_name(phrase: str) -> str:
+    """A keyword name for a phrase: "Smart Mirror" -> "smart_mirror"."""
+    name = "_".join(phrase.lower().split())
+    if not name or not all(c.isalnum() or c in "_'-" for c in name):
+        raise ValueError(f"phrase {phrase!r}: use words of letters and digits")
+    return name
+
+
+def synthetic_config(cfg, phrase: str, folder: Path, count: int, seed: int = 0):
+    """``cfg`` retargeted to ``phrase``: synthetic positives (made in ``folder`` unless already
+    there) and its confusables added to the negatives; no real recording of the phrase."""
+    import dataclasses
+    import json
+
+    report = folder / "report.json"
+    if not (report.is_file() and json.loads(report.read_text()).get("phrase") == phrase
+            and json.loads(report.read_text()).get("seed") == seed):
+        synthesize(phrase, folder, count, seed)
+    name = keyword_name(phrase)
+    data = dataclasses.replace(
+        cfg.data, keyword_dirs={name: (str((folder / "positive").resolve()),)}, holdout={},
+        negative_dirs=tuple(str(cfg.resolve(d).resolve()) for d in cfg.data.negative_dirs)
+        + (str((folder / "confusable").resolve()),),
+        eval_negative_dirs=tuple(str(cfg.resolve(d).resolve())
+                                 for d in cfg.data.eval_negative_dirs),
+        noise_dirs=tuple(str(cfg.resolve(d).resolve()) for d in cfg.data.noise_dirs))
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, keywords=(name,)),
+                               data=data)
