@@ -275,8 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", action="append", required=True,
                    help="a run folder / checkpoint (.pt), an exported model folder, or "
                         "openwakeword:KW / microwakeword:KW; repeat to compare on the same audio")
-    p.add_argument("--config", help="take positives/negatives from this config's split "
-                                    "(default: the first model's own config)")
+    p.add_argument("--config", help="take negatives (and positives unless --positive) from "
+                                    "this config's split (default: the first model's own config)")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--positive", action="append", type=parse_positive, default=[],
                    metavar="KEYWORD=FOLDER", help="positive clips (instead of the config split)")

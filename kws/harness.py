@@ -85,21 +85,22 @@ def gather_audio(args: argparse.Namespace, keywords: tuple[str, ...], cfg: Confi
     sources: dict = {"positives": {}, "negatives": [], "noise": None}
     positives: dict[str, list] = {kw: [] for kw in keywords}
     negatives: list = []
-    if args.positive:
-        for kw, folder in args.positive:
-            if kw not in positives:
-                raise ValueError(f"--positive {kw}=...: keyword not in the model {keywords}")
-            paths = [p for p in find_audio(folder) if in_range(p, ranges.get(kw))]
-            positives[kw] += load_many(paths).clips
-            sources["positives"].setdefault(kw, []).append(str(folder))
-    elif cfg is not None:
-        utts = data.collect(cfg)
-        split = data.load_split(utts, args.split, keywords, cfg.frontend.sample_rate)
-        for kw in keywords:
-            positives[kw] = [(p, w) for p, w in split.positives[kw] if in_range(p, ranges.get(kw))]
-            sources["positives"][kw] = f"config split '{args.split}'"
+    if cfg is not None:  # the config's split: its negatives, and positives unless --positive
+        split = data.load_split(data.collect(cfg), args.split, keywords,
+                                cfg.frontend.sample_rate)
         negatives += split.negatives
         sources["negatives"].append(f"config split '{args.split}'")
+        if not args.positive:
+            for kw in keywords:
+                positives[kw] = [(p, w) for p, w in split.positives.get(kw, [])
+                                 if in_range(p, ranges.get(kw))]
+                sources["positives"][kw] = f"config split '{args.split}'"
+    for kw, folder in args.positive:
+        if kw not in positives:
+            raise ValueError(f"--positive {kw}=...: keyword not in the model {keywords}")
+        paths = [p for p in find_audio(folder) if in_range(p, ranges.get(kw))]
+        positives[kw] += load_many(paths).clips
+        sources["positives"].setdefault(kw, []).append(str(folder))
     for folder in args.negatives:
         negatives += load_many(find_audio(folder)).clips
         sources["negatives"].append(str(folder))

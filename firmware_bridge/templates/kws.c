@@ -58,7 +58,15 @@ int kws_load_model(kws_state_t *s, const uint8_t *blob, size_t n) {
 }
 
 int kws_init(kws_state_t *s) {
+    const double two_pi = 6.283185307179586;
+    int i;
     memset(s, 0, sizeof *s);
+    /* tables in RAM rather than flash (3.6 KB): computed in double, stored as float */
+    for (i = 0; i < KWS_WINDOW; i++) s->window[i] = (float)(0.5 - 0.5 * cos(two_pi * i / KWS_WINDOW));
+    for (i = 0; i < KWS_N_FFT / 2; i++) {
+        s->cos_t[i] = (float)cos(two_pi * i / KWS_N_FFT);
+        s->sin_t[i] = (float)sin(two_pi * i / KWS_N_FFT);
+    }
     s->refractory_steps = KWS_REFRACTORY_STEPS;
     return kws_load_model(s, kws_model_blob, KWS_MODEL_BLOB_SIZE);
 }
@@ -70,8 +78,8 @@ int kws_set_threshold(kws_state_t *s, int keyword, float threshold) {
     return 0;
 }
 
-/* In-place radix-2 complex FFT of size KWS_N_FFT (twiddles from kws_model.c). */
-static void fft(float *re, float *im) {
+/* In-place radix-2 complex FFT of size KWS_N_FFT with the state's twiddles. */
+static void fft(const kws_state_t *s, float *re, float *im) {
     int i, j = 0, len, k;
     for (i = 1; i < KWS_N_FFT; i++) {
         int bit = KWS_N_FFT >> 1;
@@ -86,7 +94,7 @@ static void fft(float *re, float *im) {
         int half = len >> 1, stride = KWS_N_FFT / len;
         for (i = 0; i < KWS_N_FFT; i += len) {
             for (k = 0; k < half; k++) {
-                float wr = kws_cos[k * stride], wi = -kws_sin[k * stride];
+                float wr = s->cos_t[k * stride], wi = -s->sin_t[k * stride];
                 float xr = re[i + k + half] * wr - im[i + k + half] * wi;
                 float xi = re[i + k + half] * wi + im[i + k + half] * wr;
                 re[i + k + half] = re[i + k] - xr;
@@ -101,9 +109,9 @@ static void fft(float *re, float *im) {
 /* One frame of KWS_WINDOW samples -> KWS_N_MELS log-mel energies at out. */
 static void log_mel(kws_state_t *s, float *out) {
     int i, m;
-    for (i = 0; i < KWS_WINDOW; i++) { s->re[i] = s->samples[i] * kws_window[i]; s->im[i] = 0.0f; }
+    for (i = 0; i < KWS_WINDOW; i++) { s->re[i] = s->samples[i] * s->window[i]; s->im[i] = 0.0f; }
     for (; i < KWS_N_FFT; i++) { s->re[i] = 0.0f; s->im[i] = 0.0f; }
-    fft(s->re, s->im);
+    fft(s, s->re, s->im);
     for (i = 0; i <= KWS_N_FFT / 2; i++) s->re[i] = s->re[i] * s->re[i] + s->im[i] * s->im[i];
     for (m = 0; m < KWS_N_MELS; m++) {
         float e = 0.0f;

@@ -34,6 +34,8 @@ typedef void (*kws_step_hook_t)(void *ctx, uint32_t step, const float *scores);
 
 typedef struct {
     kws_weights_t w;
+    float window[KWS_WINDOW];                /* periodic Hann, computed by kws_init */
+    float cos_t[KWS_N_FFT / 2], sin_t[KWS_N_FFT / 2];  /* FFT twiddles, computed by kws_init */
     float samples[KWS_WINDOW];               /* audio not yet consumed by a whole frame */
     int filled;
     float re[KWS_N_FFT], im[KWS_N_FFT];      /* FFT work */
