@@ -151,7 +151,7 @@ def markdown(result: dict) -> str:
     lines += ["", f"- model: {result['model']}/{result['file']} ({result['model_bytes']} bytes, "
               f"{result['macs_per_second']} MACs per second of audio), "
               f"{result['steps_per_call']} model step(s) per call",
-              f"- CPU share of one core at real time (20 ms chunks): "
+              "- CPU share of one core at real time (20 ms chunks): "
               + ("-" if cpu is None else f"{100 * cpu:.2f}%"),
               f"- peak resident memory: {result['peak_rss_mb']:.1f} MB (this process)"]
     if "vs" in result:

@@ -132,10 +132,28 @@ def emit(event: dict) -> None:
     sys.stdout.flush()
 
 
+def detect_file(path: Path, wave, stream, detector, chunk: int):
+    """Stream one file in chunks; emit its events; return its ``(steps, K)`` scores."""
+    import numpy as np
+
+    from kws.audio import chunks
+
+    tracks = []
+    pieces = [stream.accept_waveform(p) for p in chunks(wave, max(1, chunk))] + [stream.flush()]
+    first = 0
+    for scores in pieces:
+        tracks.append(scores)
+        for d in detector.process(scores, first):
+            emit({"file": str(path), "keyword": d.keyword, "score": round(d.score, 4),
+                  "time_s": d.time_s, "start_s": d.start_s})
+        first += len(scores)
+    return np.concatenate(tracks).astype(np.float32)
+
+
 def cmd_detect(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from kws.audio import AudioError, chunks, load_audio
+    from kws.audio import AudioError, load_audio
     from kws.runtime.session import default_model_dir
 
     files = args.files or [default_model_dir() / "demo.wav"]
@@ -151,19 +169,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
             log.error("%s", e)
             failed += 1
             continue
-        stream, detector, tracks = new_stream(), new_detector(), []
-
-        def consume(scores, first_step):
-            tracks.append(scores)
-            for d in detector.process(scores, first_step):
-                emit({"file": str(path), "keyword": d.keyword, "score": round(d.score, 4),
-                      "time_s": d.time_s, "start_s": d.start_s})
-
-        for piece in chunks(wave, max(1, chunk)):
-            consume(stream.accept_waveform(piece), stream.first_new_step)
-        consume(stream.flush(), stream.first_new_step)
+        scores = detect_file(path, wave, new_stream(), new_detector(), chunk)
         if args.scores:
-            np.save(args.scores, np.concatenate(tracks).astype(np.float32))
+            np.save(args.scores, scores)
     return 1 if failed else 0
 
 

@@ -116,8 +116,6 @@ def gather_audio(args: argparse.Namespace, keywords: tuple[str, ...], cfg: Confi
 def run_eval(args: argparse.Namespace) -> list[dict]:
     """Evaluate every ``--model`` on the same audio; write one folder per engine plus a
     side-by-side ``summary.md`` and ``det.png`` in ``args.out``."""
-    from tqdm import tqdm
-
     engines = [load_engine(spec) for spec in args.model]
     if args.stream:
         return run_stream_eval(args, engines)
@@ -137,7 +135,7 @@ def run_eval(args: argparse.Namespace) -> list[dict]:
         own = [c for c in clips if keywords[c.keyword] in engine.keywords]
         remap = {keywords.index(kw): j for j, kw in enumerate(engine.keywords)}
         own = [type(c)(c.path, remap[c.keyword], c.wave, c.start_s, c.end_s) for c in own]
-        bar = lambda items: tqdm(items, desc=engine.name[-30:], leave=False, disable=None)  # noqa: E731
+        bar = progress_bar(engine.name[-30:])
         report, det = evaluate(engine.scorer, engine.timing, engine.keywords, own, negatives,
                                args.refractory, FA_TARGETS, progress=bar)
         report.update(engine=engine.name, sources=sources)
@@ -153,6 +151,13 @@ def run_eval(args: argparse.Namespace) -> list[dict]:
     (args.out / "summary.json").write_text(summary_json(reports))
     print(markdown_table(reports))
     return reports
+
+
+def progress_bar(name: str):
+    """A progress wrapper for one engine's pass over the audio (silent when not a terminal)."""
+    from tqdm import tqdm
+
+    return lambda items: tqdm(items, desc=name, leave=False, disable=None)
 
 
 def run_stream_eval(args: argparse.Namespace, engines: list[Engine]) -> list[dict]:
