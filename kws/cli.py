@@ -156,7 +156,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from kws.audio import AudioError, load_audio
     from kws.runtime.session import default_model_dir
 
-    files = args.files or [default_model_dir() / "demo.wav"]
+    files = args.files or [default_model_dir() / "demo.flac"]
     if args.scores and len(files) != 1:
         raise ValueError("--scores writes one file's scores: give exactly one FILE")
     model, new_stream, new_detector = load_runtime(args)
@@ -225,7 +225,7 @@ def cmd_firmware(args: argparse.Namespace) -> int:
         folder = Path(args.target[1])
         clips = [Path(p) for p in args.target[2:]]
         if not clips:
-            demo = default_model_dir() / "demo.wav"
+            demo = default_model_dir() / "demo.flac"
             if not demo.is_file():
                 raise ValueError("give AUDIO files to verify on (keyword and negative clips)")
             clips = [demo]

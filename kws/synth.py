@@ -286,3 +286,24 @@ def synthetic_config(cfg, phrase: str, folder: Path, count: int, seed: int = 0):
         noise_dirs=tuple(str(cfg.resolve(d).resolve()) for d in cfg.data.noise_dirs))
     return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, keywords=(name,)),
                                data=data)
+
+
+DEMO_SCRIPT = (
+    (Voice("espeak-ng", "en-us", 150, 50), "Good morning. Let me check the news."),
+    (Voice("espeak-ng", "en-us+f3", 140, 50), "Alexa."),
+    (Voice("flite", "slt"), "What time is it in Tokyo?"),
+    (Voice("flite", "rms"), "Computer."),
+    (Voice("espeak-ng", "en-gb-x-rp", 150, 50), "Please open the kitchen window."),
+    (Voice("espeak-ng", "en-us+f3", 140, 50), "Jarvis."),
+    (Voice("flite", "kal16"), "Snowboy."),
+)
+
+
+def write_demo(path: str | Path) -> Path:
+    """The bundled demo clip: four keywords between ordinary sentences, espeak-ng and flite
+    voices (regenerate with ``python -c "from kws.synth import write_demo; write_demo(PATH)"``)."""
+    import soundfile
+
+    path = Path(path)
+    soundfile.write(path, demo_clip(list(DEMO_SCRIPT)), 16000)
+    return path

@@ -1,0 +1,40 @@
+"""The bundled default model: its files verify, and it finds each keyword once in the demo."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from kws.runtime import default_model_dir
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "kws.cli", *args], capture_output=True,
+                          text=True)
+
+
+def test_demo_clip_gives_each_keyword_once_in_order():
+    proc = run("detect")
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [e["keyword"] for e in events] == ["alexa", "computer", "jarvis", "snowboy"]
+    times = [e["time_s"] for e in events]
+    assert times == sorted(times) and times[0] > 3.0  # nothing fires on the first sentence
+
+
+def test_info_describes_the_bundled_model():
+    proc = run("info")
+    info = json.loads(proc.stdout)
+    assert info["keywords"] == ["alexa", "computer", "jarvis", "snowboy"]
+    assert info["files"]["model.int8.onnx"]["bytes"] <= 100_000
+    assert set(info["thresholds"]) == set(info["keywords"])
+    assert "calibration" not in info and "calibration" in run("info", "--full").stdout
+    assert {s["license"] for s in info["data_sources"]} >= {"Apache-2.0", "CC-BY-4.0"}
+
+
+def test_bundled_model_passes_verification():
+    pytest.importorskip("onnx", reason="kws verify reads the files with onnx")
+    proc = run("verify", str(default_model_dir()))
+    assert proc.returncode == 0, proc.stdout
+    assert "verification passed" in proc.stdout
