@@ -38,3 +38,20 @@ def test_bundled_model_passes_verification():
     proc = run("verify", str(default_model_dir()))
     assert proc.returncode == 0, proc.stdout
     assert "verification passed" in proc.stdout
+
+
+def test_firmware_for_the_default_model_matches_onnxruntime():
+    pytest.importorskip("onnx", reason="the firmware bridge reads the int8 ONNX file with onnx")
+    from pathlib import Path
+
+    from firmware_bridge.verify import verify_firmware
+    from tests.conftest import SHARED
+
+    clips = [default_model_dir() / "demo.flac"]
+    alexa = SHARED / "wake-word-benchmark" / "alexa"
+    if alexa.is_dir():  # real speech too when the shared data is there
+        clips += [alexa / "150.flac", alexa / "170.flac",
+                  next(Path(SHARED / "librispeech-samples" / "librispeech_test-other").rglob(
+                      "*.flac"))]
+    report = verify_firmware(default_model_dir(), clips)
+    assert report.ok, str(report)
