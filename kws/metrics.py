@@ -18,8 +18,11 @@ EVENT_RULE = ("event = first step with score >= threshold at least `refractory_s
 
 
 def default_thresholds() -> np.ndarray:
-    """Threshold grid: 0.005 .. 0.995 in steps of 0.005, plus 0.999, 0.9997 and 0.9999."""
-    return np.concatenate([np.round(np.arange(1, 200) * 0.005, 4), [0.999, 0.9997, 0.9999]])
+    """Threshold grid: 0.005 .. 0.8 in steps of 0.005, then 0.801 .. 0.999 in steps of 0.001
+    (operating points at low false-alarm rates sit there), plus 0.9995 and 0.9999."""
+    coarse = np.round(np.arange(1, 161) * 0.005, 4)
+    fine = np.round(0.8 + np.arange(1, 200) * 0.001, 4)
+    return np.concatenate([coarse, fine, [0.9995, 0.9999]])
 
 
 def events(track: np.ndarray, threshold: float, refractory: int) -> np.ndarray:
