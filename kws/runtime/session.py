@@ -76,7 +76,7 @@ class OnnxModel:
             return np.zeros((0, len(self.keywords)), dtype=np.float32)
         return self.step(np.ascontiguousarray(feats), self.initial_state())[0]
 
-    def create_stream(self, steps_per_call: int = 2):
+    def create_stream(self, steps_per_call: int = 3):
         """A new per-stream state object (:class:`kws.runtime.stream.Stream`)."""
         from kws.runtime.stream import Stream
 
