@@ -95,3 +95,38 @@ def test_real_peer_adapters(engine, step_s):
     np.testing.assert_allclose(np.concatenate(parts), scores, atol=1e-5)
     with pytest.raises(PeerUnavailable, match="no bundled model for 'nope'"):
         load_peer(f"{engine}:nope")
+
+
+def test_eval_cli_on_a_labelled_stream(tiny_run, tiny_export, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    import soundfile
+
+    from kws.audio import load_audio
+
+    root = tiny_run[0]
+    gap = np.zeros(16000 * 3, np.float32)
+    parts, labels, t = [], [], 0.0
+    for i in (30, 31, 32):
+        clip = load_audio(root / "keywords" / "up" / f"{i}.wav")
+        parts += [gap, clip]
+        labels.append((t + 3.0, t + 3.0 + len(clip) / 16000))
+        t += 3.0 + len(clip) / 16000
+    parts.append(load_audio(root / "negatives" / "spk05-1-5.wav"))
+    soundfile.write(tmp_path / "stream.wav", np.concatenate(parts), 16000)
+    (tmp_path / "labels.txt").write_text("".join(f"{a:.3f}, {b:.3f}\n" for a, b in labels))
+    out = tmp_path / "eval"
+    proc = subprocess.run([sys.executable, "-m", "kws.cli", "eval", "--model", str(tiny_export),
+                           "--stream", str(tmp_path / "stream.wav"), "--labels",
+                           str(tmp_path / "labels.txt"), "--keyword", "up", "-o", str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((out / "0-model.int8.onnx" / "report.json").read_text())
+    assert report["positive_clips"] == {"up": 3} and report["stream"].endswith("stream.wav")
+    assert "| model.int8.onnx | up | 3 |" in (out / "summary.md").read_text()
+    proc = subprocess.run([sys.executable, "-m", "kws.cli", "eval", "--model", str(tiny_export),
+                           "--stream", str(tmp_path / "stream.wav"), "--keyword", "up"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "--stream needs --labels FILE and --keyword NAME" in proc.stderr
