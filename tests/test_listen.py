@@ -19,39 +19,61 @@ from kws.audio import load_audio
 from kws.runtime import OnnxModel
 
 
-@pytest.fixture
-def pulse(tmp_path):
+class Pulse:
     """A private PulseAudio with a null sink 'vmic' whose monitor is the default source."""
+
+    def __init__(self, runtime):
+        self.env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime))
+        self.pid_file = runtime / "pulse" / "pid"
+        self.pid = None
+
+    def start(self) -> None:
+        start = subprocess.run(
+            ["pulseaudio", "--daemonize=yes", "--exit-idle-time=-1", "-n",
+             "--load=module-null-sink sink_name=vmic", "--load=module-native-protocol-unix"],
+            env=self.env, capture_output=True, text=True, timeout=30)
+        for _ in range(50):
+            if self.pid_file.is_file():
+                break
+            time.sleep(0.1)
+        if start.returncode != 0 or not self.pid_file.is_file():
+            pytest.skip(f"PulseAudio could not start: {start.stderr.strip()[-300:]}")
+        self.pid = int(self.pid_file.read_text())
+        subprocess.run(["pactl", "set-default-source", "vmic.monitor"], env=self.env,
+                       check=True, timeout=10)
+
+    def stop(self) -> None:
+        if self.pid is None:
+            return
+        os.kill(self.pid, signal.SIGTERM)
+        for _ in range(50):
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        self.pid = None
+
+
+@pytest.fixture
+def server(tmp_path):
     for tool in ("pulseaudio", "pactl", "paplay"):
         if not shutil.which(tool):
             pytest.skip(f"{tool} is not installed (Debian pulseaudio, pulseaudio-utils)")
     runtime = tmp_path / "xdg"
     runtime.mkdir(mode=0o700)
-    env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime))
-    start = subprocess.run(
-        ["pulseaudio", "--daemonize=yes", "--exit-idle-time=-1", "-n",
-         "--load=module-null-sink sink_name=vmic", "--load=module-native-protocol-unix"],
-        env=env, capture_output=True, text=True, timeout=30)
-    pid_file = runtime / "pulse" / "pid"
-    for _ in range(50):
-        if pid_file.is_file():
-            break
-        time.sleep(0.1)
-    if start.returncode != 0 or not pid_file.is_file():
-        pytest.skip(f"PulseAudio could not start: {start.stderr.strip()[-300:]}")
-    pid = int(pid_file.read_text())
+    pulse = Pulse(runtime)
+    pulse.start()
     try:
-        subprocess.run(["pactl", "set-default-source", "vmic.monitor"], env=env, check=True,
-                       timeout=10)
-        yield env
+        yield pulse
     finally:
-        os.kill(pid, signal.SIGTERM)
-        for _ in range(50):
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.1)
+        pulse.stop()
+
+
+@pytest.fixture
+def pulse(server):
+    """The environment of a running private PulseAudio (see Pulse)."""
+    return server.env
 
 
 def start_listen(env, *args):
@@ -140,3 +162,30 @@ def test_a_missing_device_is_retried_and_counted_then_stops(pulse, tiny_export):
     assert proc.returncode == 0
     assert "cannot open input device 'no-such-device'" in err
     assert "device_errors=" in err and "device_errors=0" not in err
+
+
+def test_listen_reopens_a_device_that_disappears(server, tiny_export, clip_and_threshold):
+    clip, threshold = clip_and_threshold
+    proc = start_listen(server.env, "--model", tiny_export, "--threshold", f"up={threshold}",
+                        "--threshold", "down=1.0")
+    try:
+        time.sleep(1.0)
+        server.stop()  # the sound server (the "device") goes away mid-stream
+        time.sleep(5.0)
+        server.start()
+        deadline, seen = time.time() + 30, []
+        while time.time() < deadline:  # until the listener has reopened the input
+            seen.append(proc.stderr.readline())
+            if "listening on" in seen[-1]:
+                break
+        time.sleep(2.0)
+        subprocess.run(["paplay", "-d", "vmic", str(clip)], env=server.env, check=True,
+                       timeout=30)
+        event = json.loads(proc.stdout.readline())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    log = "".join(seen) + err
+    assert event["keyword"] == "up"
+    assert "input device stopped delivering audio; reopening" in log
+    assert "reopens=0" not in err and "device_errors=0" not in err
