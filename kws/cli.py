@@ -60,9 +60,9 @@ def parse_positive(spec: str) -> tuple[str, Path]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from kws.harness import run_eval
+    from kws.harness import markdown_table, run_eval
 
-    run_eval(args)
+    print(markdown_table(run_eval(args)))
     return 0
 
 

@@ -149,7 +149,6 @@ def run_eval(args: argparse.Namespace) -> list[dict]:
     plot_det(curves, args.out / "det.png", f"{reports[0]['negative_hours']:.2f} h of negatives")
     (args.out / "summary.md").write_text(markdown_table(reports))
     (args.out / "summary.json").write_text(summary_json(reports))
-    print(markdown_table(reports))
     return reports
 
 
@@ -185,7 +184,6 @@ def run_stream_eval(args: argparse.Namespace, engines: list[Engine]) -> list[dic
     plot_det(curves, args.out / "det.png", f"{args.stream} ({len(labels)} keywords)")
     (args.out / "summary.md").write_text(markdown_table(reports))
     (args.out / "summary.json").write_text(summary_json(reports))
-    print(markdown_table(reports))
     return reports
 
 
