@@ -185,7 +185,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
     device = int(args.device) if args.device and args.device.isdigit() else args.device
     model, new_stream, new_detector = load_runtime(args)
     cfg = ListenConfig(device, args.block_ms, args.exec_cmd, args.save_detections,
-                       args.max_seconds)
+                       args.max_seconds, args.rate)
     listener = Listener(model, new_stream, new_detector, cfg, emit)
     listener.install_signal_handlers()
     listener.run()
@@ -335,6 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-detections", type=Path, metavar="DIR",
                    help="keep the 2 s of audio around each activation (WAV + JSON)")
     p.add_argument("--max-seconds", type=float, help="stop after this much audio")
+    p.add_argument("--rate", type=int, help="record at this rate (Hz) and resample (default: "
+                                            "16000 when the device can, else its own rate)")
     p.set_defaults(func=cmd_listen)
 
     p = sub.add_parser("serve", help="Wyoming wake word server (Home Assistant)")

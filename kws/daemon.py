@@ -67,6 +67,8 @@ class ListenConfig:
             it gets KWS_KEYWORD, KWS_SCORE and KWS_TIME in its environment.
         save_dir: where to keep the 2 s of audio around each activation (WAV + JSON), or None.
         max_seconds: stop after this much audio (None: until a signal).
+        rate: record at this rate and resample to the model's (None: the model's rate when the
+            device supports it, else the device's default rate).
     """
 
     device: Optional[str | int] = None
@@ -74,6 +76,7 @@ class ListenConfig:
     exec_cmd: Optional[str] = None
     save_dir: Optional[Path] = None
     max_seconds: Optional[float] = None
+    rate: Optional[int] = None
 
 
 @dataclass
@@ -124,20 +127,21 @@ class Listener:
             self.counters.overflows += 1
 
     def _open(self, sd):
-        """An input stream at 16 kHz, or at the device's rate with a resampler."""
-        rate = self.rate
-        try:
-            sd.check_input_settings(device=self.cfg.device, samplerate=rate, channels=1,
-                                    dtype="float32")
-            resampler = None
-        except Exception:  # noqa: BLE001 - PortAudio reports unsupported rates many ways
-            info = sd.query_devices(self.cfg.device, "input")
-            rate = int(info["default_samplerate"])
+        """An input stream at 16 kHz, or at another rate with a streaming resampler."""
+        rate = self.cfg.rate or self.rate
+        if rate == self.rate:
+            try:
+                sd.check_input_settings(device=self.cfg.device, samplerate=rate, channels=1,
+                                        dtype="float32")
+            except Exception:  # noqa: BLE001 - PortAudio reports unsupported rates many ways
+                rate = int(sd.query_devices(self.cfg.device, "input")["default_samplerate"])
+                log.info("device cannot record at %d Hz", self.rate)
+        resampler = None
+        if rate != self.rate:
             import soxr
 
             resampler = soxr.ResampleStream(rate, self.rate, 1, dtype="float32")
-            log.info("device cannot record at %d Hz: recording at %d Hz and resampling",
-                     self.rate, rate)
+            log.info("recording at %d Hz and resampling to %d Hz", rate, self.rate)
         stream = sd.InputStream(device=self.cfg.device, samplerate=rate, channels=1,
                                 dtype="float32", blocksize=int(rate * self.cfg.block_ms / 1000),
                                 callback=self._callback)

@@ -81,8 +81,10 @@ def start_listen(env, *args):
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     deadline = time.time() + 20
+    proc.startup_log = ""
     while time.time() < deadline:  # wait until the input stream is open
         line = proc.stderr.readline()
+        proc.startup_log += line
         if "listening on" in line:
             return proc
         if not line and proc.poll() is not None:
@@ -189,3 +191,19 @@ def test_listen_reopens_a_device_that_disappears(server, tiny_export, clip_and_t
     assert event["keyword"] == "up"
     assert "input device stopped delivering audio; reopening" in log
     assert "reopens=0" not in err and "device_errors=0" not in err
+
+
+def test_listen_resamples_a_device_recording_at_48_khz(pulse, tiny_export, clip_and_threshold):
+    clip, threshold = clip_and_threshold
+    proc = start_listen(pulse, "--model", tiny_export, "--threshold", f"up={threshold}",
+                        "--threshold", "down=1.0", "--rate", "48000")
+    try:
+        time.sleep(2.0)
+        subprocess.run(["paplay", "-d", "vmic", str(clip)], env=pulse, check=True, timeout=30)
+        event = json.loads(proc.stdout.readline())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    assert event["keyword"] == "up"
+    assert proc.returncode == 0
+    assert "recording at 48000 Hz and resampling to 16000 Hz" in proc.startup_log
