@@ -5,7 +5,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := libsndfile1 libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins espeak-ng flite \
-	gcc clang gcc-arm-none-eabi libnewlib-arm-none-eabi
+	festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts gcc clang gcc-arm-none-eabi libnewlib-arm-none-eabi
 
 .PHONY: demo test runtime-env full-env apt
 
@@ -17,7 +17,7 @@ runtime-env: $(BIN)/python
 	$(BIN)/pip install -q -e .
 
 full-env: $(BIN)/python apt
-	$(BIN)/pip install -q -e '.[train,mic,serve,peers,firmware,dev]'
+	$(BIN)/pip install -q -e '.[train,mic,serve,peers,firmware,synth,piper,dev]'
 
 # Debian packages, installed only when missing and only when running as root.
 apt:

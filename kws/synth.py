@@ -1,35 +1,30 @@
-"""Synthetic keyword speech: positives and confusable negatives from the installed TTS programs.
+"""Synthetic keyword speech: positives and confusable negatives from the installed TTS engines.
 
-Engines are separate programs run with argument lists (never through a shell): Debian
-``espeak-ng`` (8 English accents x ~100 voice variants, rate and pitch varied) and ``flite``
-(voices kal, kal16, awb, rms, slt). Nothing is installed silently: missing engines are reported
-with the command that adds them. Every rendering gets voice-level augmentation (vocal tract length
-perturbation, speed) and is rejected when broken (silent, clipped, too short or too long).
+Voices are drawn round-robin across the engines of :mod:`kws.tts` (espeak-ng accents and
+variants, flite, festival and hibari voices, piper voices), with rate and pitch varied. Every
+rendering gets voice-level augmentation (vocal tract length perturbation, speed) and is rejected
+when broken (silent, clipped, too short or too long).
 
 Confusable negatives come from the keyword's espeak-ng phonemes: its first or last part alone,
 one phoneme changed, a rhyme (new onset), each word of a phrase inside other sentences; plus
-ordinary sentences. ``kws synth`` writes ``positive/``, ``confusable/``, a JSONL manifest and a
-report of what it made and rejected.
+ordinary sentences, spoken by every engine (so that no engine's voice alone means "keyword").
+``kws synth`` writes ``positive/``, ``confusable/``, a JSONL manifest and a report of what it
+made and rejected, the engines it used and their licences.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
 import subprocess
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from kws.audio import load_audio
+from kws import tts
+from kws.tts import Voice, render
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = {"espeak-ng": "apt-get install espeak-ng", "flite": "apt-get install flite"}
-NOT_SUPPORTED_HINT = ("festival (apt-get install festival festvox-kallpc16k) and piper-tts "
-                      "voices are not used yet")
 ESPEAK_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp",
                   "en-gb-x-gbcwmd", "en-029", "en-us-nyc")
 FLITE_VOICES = ("kal", "kal16", "awb", "rms", "slt")
@@ -43,53 +38,6 @@ SENTENCES = (
     "did you feed the cat", "the children are asleep", "tell me a short story",
     "close the garage door", "the coffee is still hot", "I think we are lost",
 )
-
-
-@dataclass(frozen=True)
-class Voice:
-    """One way of speaking: an engine, its voice name, and rate/pitch settings."""
-
-    engine: str
-    name: str
-    rate: int = 150  # espeak-ng words per minute
-    pitch: int = 50  # espeak-ng 0..99
-
-    @property
-    def id(self) -> str:
-        return f"{self.engine}-{self.name}-{self.rate}-{self.pitch}".replace("+", "_")
-
-    def command(self, text: str, out: Path) -> list[str]:
-        if self.engine == "espeak-ng":
-            return ["espeak-ng", "-v", self.name, "-s", str(self.rate), "-p", str(self.pitch),
-                    "-w", str(out), text]
-        if self.engine == "flite":
-            return ["flite", "-voice", self.name, "-t", text, "-o", str(out)]
-        raise ValueError(f"engine {self.engine!r} is not one of {sorted(INSTALL_HINT)}")
-
-
-def available_engines() -> list[str]:
-    """TTS programs found on PATH; logs how to install the missing ones."""
-    found = [name for name in INSTALL_HINT if shutil.which(name)]
-    for name in sorted(set(INSTALL_HINT) - set(found)):
-        log.info("%s not found (%s to add it)", name, INSTALL_HINT[name])
-    return found
-
-
-def render(voice: Voice, text: str, sample_rate: int = 16000) -> np.ndarray:
-    """Speak ``text`` with ``voice``; ``(n,)`` float32 at ``sample_rate``.
-
-    Raises:
-        RuntimeError: the engine is missing or failed (its message included).
-    """
-    if not shutil.which(voice.engine):
-        raise RuntimeError(f"{voice.engine} is not installed ({INSTALL_HINT[voice.engine]})")
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "speech.wav"
-        proc = subprocess.run(voice.command(text, out), capture_output=True, text=True,
-                              timeout=60)
-        if proc.returncode != 0 or not out.is_file():
-            raise RuntimeError(f"{voice.engine} failed on {text!r}: {proc.stderr.strip()}")
-        return load_audio(out, sample_rate)
 
 
 def demo_clip(parts: list[tuple[Voice, str]], gap_s: float = 0.8,
@@ -111,18 +59,18 @@ def espeak_variants() -> list[str]:
 
 
 def voices(count: int, rng: np.random.Generator, engines: list[str]) -> list[Voice]:
-    """``count`` voices drawn across engines, accents, variants, rates and pitches."""
-    out = []
+    """``count`` voices drawn round-robin across engines, then across each engine's voices
+    (espeak-ng: accent x variant), rates (110-200 words per minute) and pitches."""
+    names = tts.engine_voices()
     variants = espeak_variants() if "espeak-ng" in engines else []
+    names["flite"] = list(FLITE_VOICES)
+    names["espeak-ng"] = [f"{a}+{v}" if v else a for a in ESPEAK_ACCENTS for v in variants or [""]]
+    out = []
     for i in range(count):
         engine = engines[i % len(engines)]
-        if engine == "flite":
-            out.append(Voice("flite", FLITE_VOICES[int(rng.integers(len(FLITE_VOICES)))]))
-        else:
-            accent = ESPEAK_ACCENTS[int(rng.integers(len(ESPEAK_ACCENTS)))]
-            variant = variants[int(rng.integers(len(variants)))] if variants else ""
-            out.append(Voice("espeak-ng", f"{accent}+{variant}" if variant else accent,
-                             int(rng.integers(110, 200)), int(rng.integers(20, 80))))
+        choices = names[engine]
+        out.append(Voice(engine, choices[int(rng.integers(len(choices)))],
+                         int(rng.integers(110, 200)), int(rng.integers(20, 80))))
     return out
 
 
@@ -211,24 +159,26 @@ def synthesize(phrase: str, out: Path, count: int, seed: int = 0,
 
     from kws.augment import change_speed
 
-    engines = available_engines()
+    engines = tts.available()
     if not engines:
-        raise RuntimeError("no TTS engine found: " + "; ".join(INSTALL_HINT.values()))
+        raise RuntimeError("no TTS engine found: " + "; ".join(tts.INSTALL_HINT.values()))
     rng = np.random.default_rng(seed)
     n_conf = confusables if confusables is not None else count
     near = confusable_texts(phrase, rng, max(1, (3 * n_conf) // 4))
     texts = [near[i % len(near)] for i in range((3 * n_conf) // 4)]
     texts += [SENTENCES[int(rng.integers(len(SENTENCES)))] for _ in range(n_conf - len(texts))]
-    phoneme_engines = ["espeak-ng"] if "espeak-ng" in engines else engines
+    spelled = [t for t in texts if t.startswith("[[")]  # espeak-ng phoneme input
+    plain = [t for t in texts if not t.startswith("[[")]
+    phoneme_engines = [e for e in engines if e in tts.SPELLS_PHONEMES]
     jobs = [("positive", phrase, v) for v in voices(count, rng, engines)]
-    jobs += [("confusable", text, v) for text, v in
-             zip(texts, voices(len(texts), rng, phoneme_engines))]
+    if phoneme_engines:
+        jobs += [("confusable", t, v) for t, v in
+                 zip(spelled, voices(len(spelled), rng, phoneme_engines))]
+    jobs += [("confusable", t, v) for t, v in zip(plain, voices(len(plain), rng, engines))]
     rejected: dict[str, int] = {}
     made = {"positive": 0, "confusable": 0}
     lines = []
     for i, (kind, text, voice) in enumerate(jobs):
-        if voice.engine == "flite" and text.startswith("[["):
-            continue  # phoneme input is espeak-ng syntax
         try:
             wave = render(voice, text)
         except RuntimeError as e:
@@ -251,8 +201,9 @@ def synthesize(phrase: str, out: Path, count: int, seed: int = 0,
                                  "speaker": voice.id, "text": text}))
     (out / "manifest.jsonl").write_text("\n".join(lines) + "\n")
     report = {"phrase": phrase, "phonemes": phonemes(phrase), "engines": engines,
-              "not_installed": {e: h for e, h in INSTALL_HINT.items() if e not in engines},
-              "not_supported": NOT_SUPPORTED_HINT, "made": made, "rejected": rejected,
+              "licences": {e: tts.LICENCES[e] for e in engines},
+              "not_installed": {e: h for e, h in tts.INSTALL_HINT.items() if e not in engines},
+              "made": made, "rejected": rejected,
               "seed": seed}
     (out / "report.json").write_text(json.dumps(report, indent=2))
     return report

