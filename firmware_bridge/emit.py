@@ -47,6 +47,7 @@ def model_sources(folder: Path) -> tuple[str, str]:
     blob = load_blob(folder)
     hidden, proj = m.state_shape[-1], m.raw["model"]["proj_dim"]
     refractory = int(round(2.0 / m.step_s))
+    mean_alpha = fe.hop_ms / fe.mean_norm_ms if fe.mean_norm_ms else 0.0
     mel = mel_matrix(fe)
     first, count, offset, weights = [], [], [], []
     for band in mel.T:
@@ -71,6 +72,7 @@ def model_sources(folder: Path) -> tuple[str, str]:
 #define KWS_PROJ {proj}
 #define KWS_HIDDEN {hidden}
 #define KWS_LOG_FLOOR {fe.log_floor:.9e}f
+#define KWS_MEAN_ALPHA {mean_alpha:.9e}f /* running mean normalisation, 0 = off */
 #define KWS_REFRACTORY_STEPS {refractory} /* 2 s */
 #define KWS_MODEL_BLOB_SIZE {len(blob)}
 

@@ -37,6 +37,10 @@ class FrontendConfig:
         n_mels: number of mel bands (feature dimension).
         f_min, f_max: lowest and highest mel filter edge in Hz.
         log_floor: added to the mel energy before the natural log, so silence gives log(log_floor).
+        mean_norm_ms: time constant in milliseconds of a running per-band mean that is subtracted
+            from every log-mel frame (streaming mean normalisation; see :mod:`kws.frontend`).
+            It makes features independent of the input gain, so a quiet speaker looks like a
+            loud one. 0 turns it off.
     """
 
     sample_rate: int = 16000
@@ -47,6 +51,7 @@ class FrontendConfig:
     f_min: float = 20.0
     f_max: float = 7600.0
     log_floor: float = 1e-6
+    mean_norm_ms: float = 0.0
 
     def __post_init__(self) -> None:
         _check(self.sample_rate in (8000, 16000), "frontend.sample_rate", self.sample_rate,
@@ -59,6 +64,8 @@ class FrontendConfig:
         _check(0 <= self.f_min < self.f_max <= self.sample_rate / 2, "frontend.f_max", self.f_max,
                f"f_min < f_max <= {self.sample_rate / 2}")
         _check(self.log_floor > 0, "frontend.log_floor", self.log_floor, "> 0")
+        _check(self.mean_norm_ms == 0 or self.mean_norm_ms >= self.hop_ms, "frontend.mean_norm_ms",
+               self.mean_norm_ms, f"0 (off) or at least hop_ms ({self.hop_ms})")
 
     @property
     def window_samples(self) -> int:

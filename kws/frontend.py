@@ -7,8 +7,12 @@ stream produces exactly the frames a whole clip produces. A clip of ``n`` sample
 Per frame: periodic Hann window -> zero-padded ``n_fft`` real FFT -> power spectrum ->
 ``(n_fft // 2 + 1, n_mels)`` HTK mel matrix -> ``log(energy + log_floor)``.
 
-Normalization: none here. The model holds a fixed feature mean and standard deviation measured on
-its training data, which is streaming-safe (no per-utterance statistics, no look-ahead).
+Running mean normalisation (when ``cfg.mean_norm_ms > 0``): per band, ``m_0 = x_0``,
+``m_t = m_{t-1} + a * (x_t - m_{t-1})`` with ``a = hop_ms / mean_norm_ms``, and the frame becomes
+``x_t - m_t``. A gain ``g`` on the audio adds ``log(g**2)`` to every log-mel value and so cancels
+(up to the floor). The mean is stream state, in float32, updated in the same order in numpy,
+torch and the firmware C, so all three agree. The model also holds a fixed feature mean and
+standard deviation measured on its training data.
 
 Two implementations share the window and mel matrix built below:
 
@@ -77,7 +81,29 @@ def log_mel(wave: np.ndarray, cfg: FrontendConfig = FrontendConfig()) -> np.ndar
     wave = np.asarray(wave, dtype=np.float32)
     if wave.ndim != 1:
         raise ValueError(f"expected mono audio of shape (n_samples,), got shape {wave.shape}")
-    return _Filterbank(cfg).frames(np.ascontiguousarray(wave))
+    return subtract_running_mean(_Filterbank(cfg).frames(np.ascontiguousarray(wave)), cfg)[0]
+
+
+def subtract_running_mean(feats: np.ndarray, cfg: FrontendConfig, mean: np.ndarray | None = None
+                          ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Apply the running mean normalisation (module docstring) to consecutive frames.
+
+    Args:
+        feats: ``(n_frames, n_mels)`` float32 log-mel.
+        mean: ``(n_mels,)`` running mean after the previous frame; None at the start of a stream.
+
+    Returns:
+        (normalised frames, running mean after the last frame). Unchanged when it is off.
+    """
+    if not cfg.mean_norm_ms or not len(feats):
+        return feats, mean
+    alpha = np.float32(cfg.hop_ms / cfg.mean_norm_ms)
+    m = np.array(feats[0] if mean is None else mean, dtype=np.float32)
+    out = np.empty_like(feats)
+    for t, x in enumerate(feats):
+        m += alpha * (x - m)
+        out[t] = x - m
+    return out, m
 
 
 class _Filterbank:
@@ -129,10 +155,12 @@ class StreamingFrontend:
         self.cfg = cfg
         self._bank = _Filterbank(cfg)
         self._pending = np.zeros(0, dtype=np.float32)
+        self._mean: np.ndarray | None = None
 
     def reset(self) -> None:
-        """Forget buffered samples (start of a new stream)."""
+        """Forget buffered samples and the running mean (start of a new stream)."""
         self._pending = np.zeros(0, dtype=np.float32)
+        self._mean = None
 
     @property
     def pending_samples(self) -> int:
@@ -146,7 +174,8 @@ class StreamingFrontend:
         bank = self._bank
         n = 0 if len(buf) < bank.size else 1 + (len(buf) - bank.size) // bank.hop
         self._pending = buf[n * bank.hop:]
-        return bank.frames(buf)
+        feats, self._mean = subtract_running_mean(bank.frames(buf), self.cfg, self._mean)
+        return feats
 
 
 def log_mel_torch(waves: "torch.Tensor", cfg: FrontendConfig = FrontendConfig()) -> "torch.Tensor":
@@ -170,4 +199,13 @@ def log_mel_torch(waves: "torch.Tensor", cfg: FrontendConfig = FrontendConfig())
     mel = torch.from_numpy(mel_matrix(cfg)).to(waves.device)
     spectrum = torch.fft.rfft(frames * win, n=cfg.n_fft, dim=-1)
     power = spectrum.real ** 2 + spectrum.imag ** 2
-    return torch.log(power @ mel + cfg.log_floor)
+    feats = torch.log(power @ mel + cfg.log_floor)
+    if not cfg.mean_norm_ms:
+        return feats
+    alpha = cfg.hop_ms / cfg.mean_norm_ms
+    m = feats[:, 0]
+    out = torch.empty_like(feats)
+    for t in range(feats.shape[1]):
+        m = m + alpha * (feats[:, t] - m)
+        out[:, t] = feats[:, t] - m
+    return out

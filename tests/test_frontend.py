@@ -2,6 +2,7 @@
 
 Tolerances: streaming vs clip max abs difference <= 1e-4 (measured ~5e-7; float32 FFT batches of
 different size). numpy vs torch <= 1e-4 in log-mel units (measured ~1.5e-5: two FFT libraries, float32).
+The same bounds hold with the running mean normalisation on (``NORM``).
 """
 
 import numpy as np
@@ -13,6 +14,7 @@ from kws.frontend import StreamingFrontend, log_mel, mel_matrix, num_frames, win
 STREAM_TOL = 1e-4
 TORCH_TOL = 1e-4
 CFG = FrontendConfig()
+NORM = FrontendConfig(mean_norm_ms=500.0)
 
 
 def speechlike(seconds=2.0, seed=0):
@@ -42,13 +44,47 @@ def test_shapes_and_frame_count():
     assert log_mel(np.zeros(400, np.float32)).shape == (1, 40)
 
 
+@pytest.mark.parametrize("cfg", [CFG, NORM], ids=["plain", "mean_norm"])
 @pytest.mark.parametrize("sizes", [[1], [7], [160], [320], [1000], [16000], [3, 500, 1, 2049]])
-def test_streaming_equals_clip_for_any_chunking(sizes):
+def test_streaming_equals_clip_for_any_chunking(sizes, cfg):
     wave = speechlike(1.3)
-    expected = log_mel(wave)
-    got = stream(wave, sizes)
+    expected = log_mel(wave, cfg)
+    got = stream(wave, sizes, cfg)
     assert got.shape == expected.shape
     assert np.abs(got - expected).max() <= STREAM_TOL
+
+
+def test_mean_norm_follows_its_definition():
+    wave = speechlike(1.0)
+    raw = log_mel(wave).astype(np.float64)
+    alpha = NORM.hop_ms / NORM.mean_norm_ms  # 0.02 per frame
+    m = raw[0].copy()
+    expected = []
+    for x in raw:
+        m += alpha * (x - m)
+        expected.append(x - m)
+    got = log_mel(wave, NORM)
+    assert np.abs(got - np.array(expected)).max() < 1e-4
+    assert np.all(got[0] == 0.0)  # the mean starts at the first frame
+
+
+def test_mean_norm_cancels_input_gain():
+    # 20 dB quieter: raw log-mel values move by up to log(100) = 4.6; normalised ones stay within
+    # 0.1 (measured 0.083, in the weakest bands where log_floor starts to count), median 1e-3
+    wave = speechlike(1.0)
+    quiet = wave * np.float32(0.1)
+    shift = log_mel(wave) - log_mel(quiet)
+    assert shift.min() > 4.5 and shift.max() < 4.61
+    diff = np.abs(log_mel(wave, NORM) - log_mel(quiet, NORM))
+    assert diff.max() < 0.1 and np.median(diff) < 1e-3
+
+
+def test_mean_norm_state_is_reset():
+    wave = speechlike(0.5)
+    fe = StreamingFrontend(NORM)
+    fe.accept(speechlike(0.7, seed=3))
+    fe.reset()
+    np.testing.assert_allclose(fe.accept(wave), log_mel(wave, NORM), atol=STREAM_TOL)
 
 
 def test_reset_starts_a_new_stream():
@@ -101,17 +137,21 @@ def test_bad_configs_and_inputs_are_named():
         FrontendConfig(n_fft=256)
     with pytest.raises(ConfigError, match=r"frontend\.sample_rate = 44100"):
         FrontendConfig(sample_rate=44100)
+    with pytest.raises(ConfigError, match=r"frontend\.mean_norm_ms = 5.0 .* 0 \(off\) or at least "
+                                          r"hop_ms \(10.0\)"):
+        FrontendConfig(mean_norm_ms=5.0)
     with pytest.raises(ValueError, match=r"expected mono audio .* got shape \(2, 10\)"):
         log_mel(np.zeros((2, 10), np.float32))
 
 
-def test_numpy_equals_torch():
+@pytest.mark.parametrize("cfg", [CFG, NORM], ids=["plain", "mean_norm"])
+def test_numpy_equals_torch(cfg):
     torch = pytest.importorskip("torch", reason="torch is in the train extra")
     from kws.frontend import log_mel_torch
 
     waves = np.stack([speechlike(1.0, seed=s) for s in range(3)])
     waves[1] = 0.0
-    got = log_mel_torch(torch.from_numpy(waves), CFG).numpy()
-    expected = np.stack([log_mel(w) for w in waves])
+    got = log_mel_torch(torch.from_numpy(waves), cfg).numpy()
+    expected = np.stack([log_mel(w, cfg) for w in waves])
     assert got.shape == expected.shape == (3, 98, 40)
     assert np.abs(got - expected).max() <= TORCH_TOL

@@ -42,6 +42,7 @@ void kws_reset(kws_state_t *s) {
     int k;
     s->filled = 0;
     s->n_frames = 0;
+    s->mean_started = 0;
     s->step = 0;
     memset(s->h, 0, sizeof s->h);
     for (k = 0; k < KWS_N_KEYWORDS; k++) s->last_event[k] = -1000000;
@@ -106,7 +107,8 @@ static void fft(const kws_state_t *s, float *re, float *im) {
     }
 }
 
-/* One frame of KWS_WINDOW samples -> KWS_N_MELS log-mel energies at out. */
+/* One frame of KWS_WINDOW samples -> KWS_N_MELS log-mel energies at out, minus their running
+ * mean when KWS_MEAN_ALPHA > 0 (kws/frontend.py: m += a * (x - m); x - m). */
 static void log_mel(kws_state_t *s, float *out) {
     int i, m;
     for (i = 0; i < KWS_WINDOW; i++) { s->re[i] = s->samples[i] * s->window[i]; s->im[i] = 0.0f; }
@@ -118,6 +120,13 @@ static void log_mel(kws_state_t *s, float *out) {
         const float *wt = kws_mel_weights + kws_mel_offset[m];
         for (i = 0; i < kws_mel_count[m]; i++) e += s->re[kws_mel_first[m] + i] * wt[i];
         out[m] = logf(e + KWS_LOG_FLOOR);
+    }
+    if (KWS_MEAN_ALPHA > 0.0f) {
+        if (!s->mean_started) { memcpy(s->mean, out, sizeof s->mean); s->mean_started = 1; }
+        for (m = 0; m < KWS_N_MELS; m++) {
+            s->mean[m] += KWS_MEAN_ALPHA * (out[m] - s->mean[m]);
+            out[m] -= s->mean[m];
+        }
     }
 }
 

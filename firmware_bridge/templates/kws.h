@@ -40,6 +40,8 @@ typedef struct {
     int filled;
     float re[KWS_N_FFT], im[KWS_N_FFT];      /* FFT work */
     float frames[KWS_FEATURES];              /* frames of the current step */
+    float mean[KWS_N_MELS];                  /* running log-mel mean (KWS_MEAN_ALPHA > 0) */
+    int mean_started;
     int n_frames;
     float h[KWS_HIDDEN], h_new[KWS_HIDDEN];
     float proj[KWS_PROJ], gi[3 * KWS_HIDDEN], gh[3 * KWS_HIDDEN];
