@@ -10,8 +10,9 @@ Per frame: periodic Hann window -> zero-padded ``n_fft`` real FFT -> power spect
 Running mean normalisation (when ``cfg.mean_norm_ms > 0``): per band, ``m_0 = x_0``,
 ``m_t = m_{t-1} + a * (x_t - m_{t-1})`` with ``a = hop_ms / mean_norm_ms``, and the frame becomes
 ``x_t - m_t``. A gain ``g`` on the audio adds ``log(g**2)`` to every log-mel value and so cancels
-(up to the floor). The mean is stream state, in float32, updated in the same order in numpy,
-torch and the firmware C, so all three agree. The model also holds a fixed feature mean and
+(up to the floor). The mean is stream state. numpy and torch unroll the recurrence over blocks of
+16 frames into one matrix product (:func:`mean_filter`); the firmware C runs it frame by frame;
+all agree to float32 rounding. The model also holds a fixed feature mean and
 standard deviation measured on its training data.
 
 Two implementations share the window and mel matrix built below:
@@ -97,13 +98,32 @@ def subtract_running_mean(feats: np.ndarray, cfg: FrontendConfig, mean: np.ndarr
     """
     if not cfg.mean_norm_ms or not len(feats):
         return feats, mean
-    alpha = np.float32(cfg.hop_ms / cfg.mean_norm_ms)
-    m = np.array(feats[0] if mean is None else mean, dtype=np.float32)
+    m = feats[0] if mean is None else mean
     out = np.empty_like(feats)
-    for t, x in enumerate(feats):
-        m += alpha * (x - m)
-        out[t] = x - m
+    for start in range(0, len(feats), NORM_BLOCK):
+        x = feats[start:start + NORM_BLOCK]
+        weights, decay = mean_filter(cfg.hop_ms / cfg.mean_norm_ms, len(x))
+        means = weights @ x + decay * m
+        out[start:start + len(x)] = x - means
+        m = means[-1]
     return out, m
+
+
+NORM_BLOCK = 16  # frames per matrix product in the running mean
+
+
+@lru_cache(maxsize=64)
+def mean_filter(alpha: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The running mean over ``n`` frames as one product: ``means = weights @ x + decay * m``.
+
+    Unrolls ``m_t = m_{t-1} + alpha * (x_t - m_{t-1})`` from the mean ``m`` before the block:
+    ``weights[t, j] = alpha * (1 - alpha) ** (t - j)`` for ``j <= t``, ``decay[t] = (1 - alpha) **
+    (t + 1)``. Returns float32 ``(n, n)`` and ``(n, 1)``.
+    """
+    t = np.arange(n)
+    lag = t[:, None] - t[None, :]
+    weights = np.where(lag >= 0, alpha * (1.0 - alpha) ** np.maximum(lag, 0), 0.0)
+    return weights.astype(np.float32), ((1.0 - alpha) ** (t + 1)).astype(np.float32)[:, None]
 
 
 class _Filterbank:
@@ -202,10 +222,13 @@ def log_mel_torch(waves: "torch.Tensor", cfg: FrontendConfig = FrontendConfig())
     feats = torch.log(power @ mel + cfg.log_floor)
     if not cfg.mean_norm_ms:
         return feats
-    alpha = cfg.hop_ms / cfg.mean_norm_ms
-    m = feats[:, 0]
+    m = feats[:, :1]
     out = torch.empty_like(feats)
-    for t in range(feats.shape[1]):
-        m = m + alpha * (feats[:, t] - m)
-        out[:, t] = feats[:, t] - m
+    for start in range(0, feats.shape[1], NORM_BLOCK):
+        x = feats[:, start:start + NORM_BLOCK]
+        weights, decay = (torch.from_numpy(a).to(feats.device)
+                          for a in mean_filter(cfg.hop_ms / cfg.mean_norm_ms, x.shape[1]))
+        means = weights @ x + decay * m
+        out[:, start:start + x.shape[1]] = x - means
+        m = means[:, -1:]
     return out

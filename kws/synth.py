@@ -241,11 +241,11 @@ def synthetic_config(cfg, phrase: str, folder: Path, count: int, seed: int = 0):
 
 DEMO_SCRIPT = (
     (Voice("espeak-ng", "en-us", 150, 50), "Good morning. Let me check the news."),
-    (Voice("espeak-ng", "en-us+f3", 140, 50), "Alexa."),
-    (Voice("flite", "slt"), "What time is it in Tokyo?"),
+    (Voice("flite", "slt"), "Alexa."),
+    (Voice("flite", "awb"), "What time is it in Tokyo?"),
     (Voice("flite", "rms"), "Computer."),
     (Voice("espeak-ng", "en-gb-x-rp", 150, 50), "Please open the kitchen window."),
-    (Voice("espeak-ng", "en-us+f3", 140, 50), "Jarvis."),
+    (Voice("flite", "slt"), "Jarvis."),
     (Voice("flite", "kal16"), "Snowboy."),
 )
 
