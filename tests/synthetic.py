@@ -52,8 +52,6 @@ def write_config(root: Path, epochs: int = 2, sequences: int = 64, **train) -> P
     extra = "".join(f"{k} = {v}\n" for k, v in train.items())
     path = root / "tiny.toml"
     path.write_text(f"""
-[frontend]
-mean_norm_ms = 1000.0  # the tiny model runs every path with the running mean normalisation on
 [model]
 keywords = ["up", "down"]
 proj_dim = 16

@@ -94,8 +94,8 @@ def test_resume_errors_are_named(corpus, tmp_path):
 def test_ddp_two_cpu_processes_end_with_identical_weights(corpus, tmp_path):
     cfg_path = write_config(corpus, epochs=2)
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_port", "29517", "-m", "kws.cli", "train", str(cfg_path), "-o",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "kws.cli", "train", str(cfg_path), "-o",
            str(tmp_path / "ddp"), "--quiet"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
