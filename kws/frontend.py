@@ -33,6 +33,8 @@ from kws.config import FrontendConfig
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
+NORM_BLOCK = 16  # frames per matrix product in the running mean
+
 
 def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
     """HTK mel scale: ``2595 * log10(1 + hz / 700)``."""
@@ -107,9 +109,6 @@ def subtract_running_mean(feats: np.ndarray, cfg: FrontendConfig, mean: np.ndarr
         out[start:start + len(x)] = x - means
         m = means[-1]
     return out, m
-
-
-NORM_BLOCK = 16  # frames per matrix product in the running mean
 
 
 @lru_cache(maxsize=64)
@@ -206,7 +205,7 @@ def log_mel_torch(waves: "torch.Tensor", cfg: FrontendConfig = FrontendConfig())
 
     Returns:
         ``(batch, n_frames, n_mels)`` float32, equal to :func:`log_mel` per row (same window, mel
-        matrix and floor; differences are float rounding, ~1e-5).
+        matrix, floor and running mean; differences are float rounding, ~1e-5).
     """
     import torch
 
