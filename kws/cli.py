@@ -301,6 +301,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise", type=Path, help="folder of noise mixed into positives")
     p.add_argument("--snr", type=float, default=10.0, help="SNR in dB for --noise (default 10)")
     p.add_argument("--refractory", type=float, default=2.0, help="seconds (default 2)")
+    p.add_argument("--smoothing", type=int, default=1,
+                   help="moving-average steps before the threshold, as in detect (default 1)")
+    p.add_argument("--min-steps", type=int, default=1,
+                   help="consecutive steps at/above the threshold, as in detect (default 1)")
     p.add_argument("-o", "--out", type=Path, default=Path("eval"), help="report folder")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_eval)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -19,6 +19,7 @@ import numpy as np
 from kws import data
 from kws.audio import find_audio, load_many
 from kws.config import Config
+from kws.metrics import decision_track
 from kws.evaluate import (FA_TARGETS, Scorer, Timing, evaluate, evaluate_stream, plot_det,
                           prepare_positives, write_report)
 
@@ -61,6 +62,16 @@ def load_engine(spec: str) -> Engine:
                       cfg)
     raise FileNotFoundError(f"{spec}: not a checkpoint (.pt), a run folder with best.pt, or an "
                             "exported model folder with model.json")
+
+
+def with_decision(engine: Engine, smoothing_steps: int, min_steps: int) -> Engine:
+    """``engine`` scoring through :func:`kws.metrics.decision_track`, so that its events are
+    those of ``kws detect --smoothing S --min-steps M``."""
+    if smoothing_steps == min_steps == 1:
+        return engine
+    raw = engine.scorer
+    return replace(engine, scorer=lambda wave: decision_track(raw(wave), smoothing_steps,
+                                                              min_steps))
 
 
 def parse_ranges(specs: list[str]) -> dict[str, tuple[int, int]]:
@@ -116,7 +127,8 @@ def gather_audio(args: argparse.Namespace, keywords: tuple[str, ...], cfg: Confi
 def run_eval(args: argparse.Namespace) -> list[dict]:
     """Evaluate every ``--model`` on the same audio; write one folder per engine plus a
     side-by-side ``summary.md`` and ``det.png`` in ``args.out``."""
-    engines = [load_engine(spec) for spec in args.model]
+    engines = [with_decision(load_engine(spec), args.smoothing, args.min_steps)
+               for spec in args.model]
     if args.stream:
         return run_stream_eval(args, engines)
     cfg = engines[0].config
@@ -138,7 +150,7 @@ def run_eval(args: argparse.Namespace) -> list[dict]:
         bar = progress_bar(engine.name[-30:])
         report, det = evaluate(engine.scorer, engine.timing, engine.keywords, own, negatives,
                                args.refractory, FA_TARGETS, progress=bar)
-        report.update(engine=engine.name, sources=sources)
+        report.update(engine=engine.name, sources=sources, decision=decision(args))
         folder = args.out / f"{i}-{safe_name(engine.name)}"
         write_report(report, det, engine.keywords, folder, title=engine.name)
         for j, kw in enumerate(engine.keywords):
@@ -150,6 +162,10 @@ def run_eval(args: argparse.Namespace) -> list[dict]:
     (args.out / "summary.md").write_text(markdown_table(reports))
     (args.out / "summary.json").write_text(summary_json(reports))
     return reports
+
+
+def decision(args: argparse.Namespace) -> dict[str, int]:
+    return {"smoothing_steps": args.smoothing, "min_steps": args.min_steps}
 
 
 def progress_bar(name: str):
@@ -176,7 +192,7 @@ def run_stream_eval(args: argparse.Namespace, engines: list[Engine]) -> list[dic
         report, det = evaluate_stream(engine.scorer, engine.timing, args.keyword,
                                       engine.keywords.index(args.keyword), str(args.stream),
                                       wave, labels, args.refractory)
-        report["engine"] = engine.name
+        report.update(engine=engine.name, decision=decision(args))
         write_report(report, det, (args.keyword,), args.out / f"{i}-{safe_name(engine.name)}",
                      title=engine.name)
         curves[engine.name] = (det.fa_per_hour[:, 0], det.miss_rate[:, 0])
@@ -206,9 +222,18 @@ def markdown_table(reports: list[dict]) -> str:
                         + " | ".join(miss) + f" | {delay} | {r['real_time_factor']:.4f} |")
     neg = reports[0]
     foot = (f"\nNegatives: {neg['negative_hours']:.2f} h in {neg['negative_files']} files. "
-            f"{neg['event_rule']}; refractory {neg['refractory_s']} s. Real-time factor: CPU "
+            f"{neg['event_rule']}; refractory {neg['refractory_s']} s; "
+            + rule_text(neg.get("decision")) + ". Real-time factor: CPU "
             "seconds per second of negative audio, offline scoring in this process.\n")
     return head + "\n".join(rows) + "\n" + foot
+
+
+def rule_text(decision: dict | None) -> str:
+    """How raw scores became the event track (``kws detect``'s options)."""
+    if not decision or decision["smoothing_steps"] == decision["min_steps"] == 1:
+        return "raw scores"
+    return (f"scores averaged over {decision['smoothing_steps']} steps, at the threshold for "
+            f"{decision['min_steps']} steps in a row")
 
 
 def percent(rate: float | None) -> str:

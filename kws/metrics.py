@@ -41,6 +41,32 @@ def events(track: np.ndarray, threshold: float, refractory: int) -> np.ndarray:
     return np.asarray(out, dtype=np.int64)
 
 
+def decision_track(scores: np.ndarray, smoothing_steps: int = 1, min_steps: int = 1) -> np.ndarray:
+    """The score track on which this module's event rule gives the streaming detector's events
+    (:class:`kws.runtime.Detector` with these settings).
+
+    Args:
+        scores: ``(steps, K)`` raw scores from the start of a stream.
+        smoothing_steps: moving average over this many steps (zeros before the stream).
+        min_steps: then the minimum over this many steps (zeros before the stream): a step
+            reaches the threshold only when the smoothed score did so on ``min_steps`` steps
+            in a row.
+
+    Returns:
+        ``(steps, K)`` float64.
+    """
+    if smoothing_steps < 1 or min_steps < 1:
+        raise ValueError(f"smoothing_steps={smoothing_steps}, min_steps={min_steps}; "
+                         "allowed: >= 1")
+    out = np.asarray(scores, dtype=np.float64)
+    for width, reduce in ((smoothing_steps, np.mean), (min_steps, np.min)):
+        if width > 1:
+            padded = np.concatenate([np.zeros((width - 1, out.shape[1])), out])
+            windows = np.lib.stride_tricks.sliding_window_view(padded, width, axis=0)
+            out = reduce(windows, axis=-1)
+    return out
+
+
 def count_events(tracks: list[np.ndarray], thresholds: np.ndarray, refractory: int) -> np.ndarray:
     """Events per threshold and keyword summed over ``(steps, K)`` tracks: ``(n_thr, K)``."""
     k = tracks[0].shape[1] if tracks else 0

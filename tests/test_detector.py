@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from kws.metrics import events
+from kws.metrics import decision_track, events
 from kws.runtime.detector import Detection, Detector, DetectorConfig, threshold_for_budget
 
 KW = ("a", "b")
@@ -39,6 +39,29 @@ def test_matches_the_evaluation_event_rule():
         expected = events(scores[:, k], 0.6, refractory=10)
         assert [round(x.time_s, 3) for x in got if x.keyword == kw] == \
             [round(d.time_of(s), 3) for s in expected]
+
+
+@pytest.mark.parametrize("smoothing, min_steps", [(1, 1), (3, 1), (1, 3), (4, 2)])
+def test_decision_track_gives_the_detector_events(smoothing, min_steps):
+    """kws eval --smoothing/--min-steps scores through decision_track: same events as detect."""
+    rng = np.random.default_rng(smoothing * 10 + min_steps)
+    scores = (rng.random((3000, 2)) ** 3).astype(np.float32)
+    cfg = DetectorConfig(refractory_s=0.3, smoothing_steps=smoothing, min_steps=min_steps)
+    d = Detector(KW, {"a": 0.55, "b": 0.45}, cfg)
+    got = d.process(scores, 0)
+    track = decision_track(scores, smoothing, min_steps)
+    for k, (kw, thr) in enumerate([("a", 0.55), ("b", 0.45)]):
+        expected = [round(d.time_of(s), 3) for s in events(track[:, k], thr, refractory=10)]
+        assert [round(x.time_s, 3) for x in got if x.keyword == kw] == expected
+        assert len(expected) > 10
+
+
+def test_decision_track_definition_and_errors():
+    scores = np.array([[0.2], [0.8], [0.8], [0.2]], np.float32)
+    np.testing.assert_allclose(decision_track(scores, 2, 1)[:, 0], [0.1, 0.5, 0.8, 0.5], atol=1e-6)
+    np.testing.assert_allclose(decision_track(scores, 1, 2)[:, 0], [0.0, 0.2, 0.8, 0.2], atol=1e-6)
+    with pytest.raises(ValueError, match=r"smoothing_steps=0, min_steps=1; allowed: >= 1"):
+        decision_track(scores, 0, 1)
 
 
 def test_blocks_of_any_size_give_the_same_events():

@@ -126,6 +126,19 @@ def test_eval_cli_on_a_labelled_stream(tiny_run, tiny_export, tmp_path):
     report = json.loads((out / "0-model.int8.onnx" / "report.json").read_text())
     assert report["positive_clips"] == {"up": 3} and report["stream"].endswith("stream.wav")
     assert "| model.int8.onnx | up | 3 |" in (out / "summary.md").read_text()
+    assert report["decision"] == {"smoothing_steps": 1, "min_steps": 1}
+    proc = subprocess.run([sys.executable, "-m", "kws.cli", "eval", "--model", str(tiny_export),
+                           "--stream", str(tmp_path / "stream.wav"), "--labels",
+                           str(tmp_path / "labels.txt"), "--keyword", "up", "--smoothing", "3",
+                           "--min-steps", "2", "-o", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    smoothed = json.loads((out / "0-model.int8.onnx" / "report.json").read_text())
+    assert smoothed["decision"] == {"smoothing_steps": 3, "min_steps": 2}
+    assert "scores averaged over 3 steps, at the threshold for 2 steps in a row" in \
+        (out / "summary.md").read_text()
+    # a smoothed track never peaks higher than the raw one
+    assert smoothed["keywords"]["up"]["at_fa_per_hour"]["1"]["threshold"] <= \
+        report["keywords"]["up"]["at_fa_per_hour"]["1"]["threshold"]
     proc = subprocess.run([sys.executable, "-m", "kws.cli", "eval", "--model", str(tiny_export),
                            "--stream", str(tmp_path / "stream.wav"), "--keyword", "up"],
                           capture_output=True, text=True)
