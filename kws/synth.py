@@ -113,15 +113,40 @@ def phonemes(text: str) -> str:
 
 
 VOWELS = ("a", "e", "i", "o", "u", "@", "3", "A", "E", "I", "O", "U", "V", "aI", "eI", "oU",
-          "aU", "OI", "i:", "u:", "A:", "O:", "3:")
+          "aU", "OI", "i:", "u:", "A:", "O:", "3:", "A@", "e@", "I@", "O@", "U@", "a#")
+STRESS = ("'", ",")  # espeak-ng marks a stressed vowel with one of these just before it
+VOICING = ({"p", "b"}, {"t", "d"}, {"k", "g"}, {"s", "z"}, {"f", "v"}, {"T", "D"},
+           {"tS", "dZ"})  # pairs people blur (American "computer" has a "d")
 CONSONANTS = ("p", "b", "t", "d", "k", "g", "m", "n", "s", "z", "f", "v", "l", "r", "w", "h",
               "S", "T", "D", "dZ", "tS")
 
 
+def phoneme_units(flat: str) -> list[str]:
+    """espeak-ng mnemonics split into phonemes and stress marks (longest match first)."""
+    units = sorted(VOWELS + CONSONANTS + STRESS, key=len, reverse=True)
+    out, i = [], 0
+    while i < len(flat):
+        unit = next((u for u in units if flat.startswith(u, i)), flat[i])
+        out.append(unit)
+        i += len(unit)
+    return out
+
+
 def confusable_texts(phrase: str, rng: np.random.Generator, count: int) -> list[str]:
-    """Texts (``[[phonemes]]`` for espeak-ng, or words) that sound close to ``phrase``."""
-    flat = phonemes(phrase).replace("_", "").replace(" ", "")
-    out = {f"[[{flat[:max(2, len(flat) // 2)]}]]", f"[[{flat[len(flat) // 2:]}]]"}
+    """Texts (``[[phonemes]]`` for espeak-ng, or words) that sound close to ``phrase``: its
+    first or second half, one consonant (not its voicing twin) or stressed vowel swapped, a
+    rhyme; for a phrase of several words, each word alone and inside ordinary sentences. Never
+    the phrase itself, stress marks aside."""
+    toks = phoneme_units(phonemes(phrase).replace("_", "").replace(" ", ""))
+    unstressed = "".join(t for t in toks if t not in STRESS)
+    out: set[str] = set()
+
+    def add(parts: list[str]) -> None:
+        if "".join(t for t in parts if t not in STRESS) not in ("", unstressed):
+            out.add("[[" + "".join(parts) + "]]")
+
+    add(toks[:max(2, len(toks) // 2)])
+    add(toks[len(toks) // 2:])
     words = phrase.split()
     if len(words) > 1:  # each word alone, and inside other sentences (never the whole phrase)
         for word in words:
@@ -130,20 +155,24 @@ def confusable_texts(phrase: str, rng: np.random.Generator, count: int) -> list[
                 parts = sentence.split()
                 pos = int(rng.integers(len(parts) + 1))
                 out.add(" ".join(parts[:pos] + [word] + parts[pos:]))
-    units = sorted(VOWELS + CONSONANTS, key=len, reverse=True)
+    phones = [j for j, t in enumerate(toks) if t in VOWELS or t in CONSONANTS]
+    first_vowel = next((j for j, t in enumerate(toks) if t in VOWELS), 0)
     for _ in range(count * 3):
-        if len(out) >= count:
+        if len(out) >= count or not phones:
             break
-        i = int(rng.integers(len(flat)))
-        unit = next((u for u in units if flat.startswith(u, i)), flat[i])
+        j = phones[int(rng.integers(len(phones)))]
+        unit = toks[j]
         group = VOWELS if unit in VOWELS else CONSONANTS
         new = group[int(rng.integers(len(group)))]
-        if new != unit:
-            out.add(f"[[{flat[:i]}{new}{flat[i + len(unit):]}]]")
+        # an unstressed vowel changed ("cumputer", "computuh") or a voicing swap ("compuder")
+        # is still the keyword as people say it, not a confusable
+        stressed = j > 0 and toks[j - 1] in STRESS
+        if new != unit and not (unit in VOWELS and not stressed) and {unit, new} not in VOICING:
+            add(toks[:j] + [new] + toks[j + 1:])
         if rng.random() < 0.3:  # rhyme: a new onset before the first vowel
-            first = min((flat.find(v) for v in VOWELS if v in flat), default=0)
             onset = CONSONANTS[int(rng.integers(len(CONSONANTS)))]
-            out.add(f"[[{onset}{flat[first:]}]]")
+            if {"".join(toks[:first_vowel]), onset} not in VOICING:
+                add([onset] + toks[first_vowel:])
     return sorted(out)[:count]
 
 
@@ -164,8 +193,8 @@ def synthesize(phrase: str, out: Path, count: int, seed: int = 0,
         raise RuntimeError("no TTS engine found: " + "; ".join(tts.INSTALL_HINT.values()))
     rng = np.random.default_rng(seed)
     n_conf = confusables if confusables is not None else count
-    near = confusable_texts(phrase, rng, max(1, (3 * n_conf) // 4))
-    texts = [near[i % len(near)] for i in range((3 * n_conf) // 4)]
+    near = confusable_texts(phrase, rng, max(1, n_conf // 2))
+    texts = [near[i % len(near)] for i in range(n_conf // 2)]
     texts += [SENTENCES[int(rng.integers(len(SENTENCES)))] for _ in range(n_conf - len(texts))]
     spelled = [t for t in texts if t.startswith("[[")]  # espeak-ng phoneme input
     plain = [t for t in texts if not t.startswith("[[")]
