@@ -192,6 +192,9 @@ class AugmentConfig:
             _check(0 <= getattr(self, name) <= 1, f"augment.{name}", getattr(self, name), "0..1")
 
 
+NEGATIVE_DRAWS = ("file", "duration")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation settings.
@@ -201,6 +204,9 @@ class TrainConfig:
         sequences_per_epoch: training sequences drawn per epoch.
         sequence_s: length of one training sequence in seconds (keywords inside negative speech).
         positive_share: share of sequences that contain a keyword.
+        negative_draw: how background speech is drawn from the negative recordings: "file"
+            (every file equally likely, so many short clips outweigh a few long ones) or
+            "duration" (every second equally likely).
         batch_size: sequences per batch.
         lr: AdamW learning rate.
         weight_decay: AdamW weight decay.
@@ -213,6 +219,7 @@ class TrainConfig:
     sequences_per_epoch: int = 2000
     sequence_s: float = 4.0
     positive_share: float = 0.5
+    negative_draw: str = "file"
     batch_size: int = 32
     lr: float = 3e-3
     weight_decay: float = 1e-4
@@ -226,6 +233,8 @@ class TrainConfig:
                self.sequences_per_epoch, f">= batch_size ({self.batch_size})")
         _check(1.0 <= self.sequence_s <= 30.0, "train.sequence_s", self.sequence_s, "1..30 s")
         _check(0 < self.positive_share < 1, "train.positive_share", self.positive_share, "0 < x < 1")
+        _check(self.negative_draw in NEGATIVE_DRAWS, "train.negative_draw", self.negative_draw,
+               " or ".join(f'"{d}"' for d in NEGATIVE_DRAWS))
         _check(self.lr > 0, "train.lr", self.lr, "> 0")
         _check(self.patience >= 1, "train.patience", self.patience, ">= 1")
         _check(self.target_fa_per_hour > 0, "train.target_fa_per_hour", self.target_fa_per_hour,

@@ -45,7 +45,8 @@ class SequenceMaker:
 
     def __init__(self, clips: Clips, keywords: tuple[str, ...], noise: list[np.ndarray],
                  rirs: list[np.ndarray], aug: AugmentConfig, sequence_s: float,
-                 positive_share: float, sample_rate: int = 16000) -> None:
+                 positive_share: float, sample_rate: int = 16000,
+                 negative_draw: str = "file") -> None:
         missing = [kw for kw in keywords if not clips.positives.get(kw)]
         if missing:
             raise ValueError(f"no training clips for keyword(s) {missing}")
@@ -56,6 +57,9 @@ class SequenceMaker:
         self.sr = sample_rate
         self.positive_share = positive_share
         self.negatives = [w for _, w in clips.negatives]
+        # "duration": a file is drawn with probability proportional to its length
+        self.negative_ends = np.cumsum([len(w) if negative_draw == "duration" else 1
+                                        for w in self.negatives])
         self.positives = []  # per keyword: list of (trimmed clip, voiced start s, voiced end s)
         margin = int(0.15 * sample_rate)
         for kw in keywords:
@@ -74,7 +78,8 @@ class SequenceMaker:
             return out
         pos = int(rng.integers(0, self.sr // 2))
         while pos < self.n:
-            src = self.negatives[int(rng.integers(len(self.negatives)))]
+            src = self.negatives[int(np.searchsorted(
+                self.negative_ends, rng.integers(self.negative_ends[-1]), side="right"))]
             length = min(len(src), int(rng.uniform(0.5, 3.0) * self.sr), self.n - pos)
             seg = augment.fit_length(src, length, rng)
             out[pos:pos + length] = seg * np.float32(10 ** (rng.uniform(-35, -15) / 20)

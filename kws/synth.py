@@ -1,13 +1,16 @@
 """Synthetic keyword speech: positives and confusable negatives from the installed TTS engines.
 
 Voices are drawn round-robin across the engines of :mod:`kws.tts` (espeak-ng accents and
-variants, flite, festival and hibari voices, piper voices), with rate and pitch varied. Every
-rendering gets voice-level augmentation (vocal tract length perturbation, speed) and is rejected
-when broken (silent, clipped, too short or too long).
+variants, flite, festival and hibari voices, piper voices), with rate and pitch varied. Half of
+the espeak-ng renderings say the keyword as people also do (an unstressed vowel reduced
+differently, a later consonant voiced: "computuh", "compuder"). Every rendering gets voice-level
+augmentation (vocal tract length perturbation, speed) and is rejected when broken (silent,
+clipped, too short or too long).
 
 Confusable negatives come from the keyword's espeak-ng phonemes: its first or last part alone,
-one phoneme changed, a rhyme (new onset), each word of a phrase inside other sentences; plus
-ordinary sentences, spoken by every engine (so that no engine's voice alone means "keyword").
+one consonant or stressed vowel changed, a rhyme (new onset), each word of a phrase inside other
+sentences; never the keyword as people say it. Plus as many ordinary sentences, spoken by every
+engine (so that no engine's voice alone means "keyword").
 ``kws synth`` writes ``positive/``, ``confusable/``, a JSONL manifest and a report of what it
 made and rejected, the engines it used and their licences.
 """
@@ -114,6 +117,7 @@ def phonemes(text: str) -> str:
 
 VOWELS = ("a", "e", "i", "o", "u", "@", "3", "A", "E", "I", "O", "U", "V", "aI", "eI", "oU",
           "aU", "OI", "i:", "u:", "A:", "O:", "3:", "A@", "e@", "I@", "O@", "U@", "a#")
+REDUCED = ("@", "3", "I", "V", "a#", "U")  # vowels an unstressed syllable is said with
 STRESS = ("'", ",")  # espeak-ng marks a stressed vowel with one of these just before it
 VOICING = ({"p", "b"}, {"t", "d"}, {"k", "g"}, {"s", "z"}, {"f", "v"}, {"T", "D"},
            {"tS", "dZ"})  # pairs people blur (American "computer" has a "d")
@@ -129,6 +133,26 @@ def phoneme_units(flat: str) -> list[str]:
         unit = next((u for u in units if flat.startswith(u, i)), flat[i])
         out.append(unit)
         i += len(unit)
+    return out
+
+
+def pronunciations(phrase: str, rng: np.random.Generator, count: int) -> list[str]:
+    """``count`` espeak-ng phoneme texts of ``phrase`` as people also say it: one unstressed
+    vowel reduced differently ("cumputer", "computuh") or one consonant voiced or devoiced
+    ("compuder")."""
+    toks = phoneme_units(phonemes(phrase).replace("_", "").replace(" ", ""))
+    twin = {a: b for pair in VOICING for a in pair for b in pair if a != b}
+    first = next((j for j, t in enumerate(toks) if t not in STRESS), 0)
+    places = [j for j, t in enumerate(toks) if (t in twin and j > first) or  # not "gomputer"
+              (t in REDUCED and not (j > 0 and toks[j - 1] in STRESS))]
+    out = []
+    for _ in range(count):
+        if not places:
+            break
+        j = places[int(rng.integers(len(places)))]
+        others = [twin[toks[j]]] if toks[j] in twin else [v for v in REDUCED if v != toks[j]]
+        out.append("[[" + "".join(toks[:j] + [others[int(rng.integers(len(others)))]]
+                                  + toks[j + 1:]) + "]]")
     return out
 
 
@@ -200,6 +224,10 @@ def synthesize(phrase: str, out: Path, count: int, seed: int = 0,
     plain = [t for t in texts if not t.startswith("[[")]
     phoneme_engines = [e for e in engines if e in tts.SPELLS_PHONEMES]
     jobs = [("positive", phrase, v) for v in voices(count, rng, engines)]
+    # half of the renderings by an engine that reads phonemes say the phrase as people also do
+    said = iter(pronunciations(phrase, rng, count))
+    jobs = [(kind, next(said, text) if v.engine in tts.SPELLS_PHONEMES and i % 2 else text, v)
+            for i, (kind, text, v) in enumerate(jobs)]
     if phoneme_engines:
         jobs += [("confusable", t, v) for t, v in
                  zip(spelled, voices(len(spelled), rng, phoneme_engines))]

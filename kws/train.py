@@ -154,7 +154,7 @@ class Trainer:
             if cfg.augment.reverb_prob > 0 else []
         self.maker = SequenceMaker(train, cfg.model.keywords, noise, rirs, cfg.augment,
                                    cfg.train.sequence_s, cfg.train.positive_share,
-                                   cfg.frontend.sample_rate)
+                                   cfg.frontend.sample_rate, cfg.train.negative_draw)
         self.val_pos = prepare_positives(val.positives, cfg.model.keywords, noise, VAL_SNR_DB,
                                          seed=cfg.train.seed)
         self.val_neg = val.negatives

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from kws import tts
-from kws.synth import broken, confusable_texts, keyword_name, vtlp
+from kws.synth import (broken, confusable_texts, keyword_name, phoneme_units,
+                        pronunciations, vtlp)
 from kws.tts import Voice, render
 
 needs_espeak = pytest.mark.skipif(not shutil.which("espeak-ng"),
@@ -53,6 +54,19 @@ def test_confusables_never_contain_the_phrase():
     double = confusable_texts("smart mirror", rng, 30)
     assert "smart" in double and "mirror" in double
     assert not any("smart mirror" in t for t in double)
+
+
+@needs_espeak
+def test_pronunciations_change_one_unstressed_vowel_or_a_later_voicing():
+    said = pronunciations("computer", np.random.default_rng(0), 200)
+    base = phoneme_units("k@mpj'u:t3")
+    for text in said:
+        units = phoneme_units(text[2:-2])
+        diff = [(a, b) for a, b in zip(base, units) if a != b]
+        assert len(units) == len(base) and len(diff) == 1, text
+    assert {"[[k@mpj'u:d3]]", "[[k@mpj'u:t@]]", "[[k3mpj'u:t3]]"} <= set(said)
+    assert "[[g@mpj'u:t3]]" not in said and not set(said) & set(confusable_texts(
+        "computer", np.random.default_rng(0), 200))
 
 
 @needs_espeak

@@ -1,0 +1,47 @@
+"""Training sequences: how background speech is drawn, where the keyword lands."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kws.config import AugmentConfig, TrainConfig
+from kws.data import Clips
+from kws.sequences import SequenceMaker
+
+SR = 16000
+
+
+def maker(negative_draw: str) -> SequenceMaker:
+    """One 60 s negative recording of +1 and nine 1 s recordings of -1; a 0.5 s keyword."""
+    keyword = np.zeros(SR, np.float32)
+    keyword[SR // 4:3 * SR // 4] = 0.5
+    negatives = [(Path("long.wav"), np.ones(60 * SR, np.float32))]
+    negatives += [(Path(f"short{i}.wav"), -np.ones(SR, np.float32)) for i in range(9)]
+    clips = Clips({"kw": [(Path("kw.wav"), keyword)]}, negatives, 0)
+    return SequenceMaker(clips, ("kw",), [], [], AugmentConfig(), 4.0, 0.5, SR, negative_draw)
+
+
+@pytest.mark.parametrize("draw, low, high", [("file", 0.05, 0.35), ("duration", 0.8, 1.0)])
+def test_background_speech_is_drawn_per_file_or_per_second(draw, low, high):
+    # per file the long recording is 1 draw in 10 (about 17% of the samples: its pieces are
+    # longer); per second it is 60 s of 69 (about 92%)
+    m, rng = maker(draw), np.random.default_rng(0)
+    waves = np.concatenate([m.background(rng) for _ in range(300)])
+    share = (waves > 0).sum() / (waves != 0).sum()
+    assert low < share < high
+
+
+def test_the_keyword_ends_inside_the_sequence_with_time_to_fire():
+    m, rng = maker("duration"), np.random.default_rng(1)
+    seqs = [m.make(rng) for _ in range(200)]
+    positives = [s for s in seqs if s.label == 1]
+    assert 60 < len(positives) < 140 and all(s.wave.shape == (4 * SR,) for s in seqs)
+    for s in positives:
+        assert 0 <= s.start_s < s.end_s <= 4.0 - 0.3 + 1e-6
+    assert all(s.start_s == s.end_s == 0 for s in seqs if s.label == 0)
+
+
+def test_an_unknown_negative_draw_is_refused():
+    with pytest.raises(ValueError, match=r"train.negative_draw.*'every'.*\"file\" or \"duration\""):
+        TrainConfig(negative_draw="every")
