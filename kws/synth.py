@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,9 @@ log = logging.getLogger(__name__)
 ESPEAK_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp",
                   "en-gb-x-gbcwmd", "en-029", "en-us-nyc")
 FLITE_VOICES = ("kal", "kal16", "awb", "rms", "slt")
+# hibari's one voice (about 250 Hz) made into other speakers: formants 0.77-1.18x, pitch about
+# tract ** -2.5 (a child near 370 Hz, a man near 130 Hz)
+HIBARI_TRACT = (0.85, 1.3)
 SENTENCES = (
     "please turn on the kitchen light", "what time is it right now", "the weather looks nice",
     "I will call you back later", "can you play some music", "we need more milk and bread",
@@ -63,7 +67,8 @@ def espeak_variants() -> list[str]:
 
 def voices(count: int, rng: np.random.Generator, engines: list[str]) -> list[Voice]:
     """``count`` voices drawn round-robin across engines, then across each engine's voices
-    (espeak-ng: accent x variant), rates (110-200 words per minute) and pitches."""
+    (espeak-ng: accent x variant), rates (110-200 words per minute) and pitches; every hibari
+    voice is also a new speaker (:data:`HIBARI_TRACT`)."""
     names = tts.engine_voices()
     variants = espeak_variants() if "espeak-ng" in engines else []
     names["flite"] = list(FLITE_VOICES)
@@ -72,8 +77,13 @@ def voices(count: int, rng: np.random.Generator, engines: list[str]) -> list[Voi
     for i in range(count):
         engine = engines[i % len(engines)]
         choices = names[engine]
-        out.append(Voice(engine, choices[int(rng.integers(len(choices)))],
-                         int(rng.integers(110, 200)), int(rng.integers(20, 80))))
+        voice = Voice(engine, choices[int(rng.integers(len(choices)))],
+                      int(rng.integers(110, 200)), int(rng.integers(20, 80)))
+        if engine == "hibari":  # a new speaker: vocal tract length, and a pitch to go with it
+            tract = float(rng.uniform(*HIBARI_TRACT))
+            f0 = tract ** -2.5 * float(rng.uniform(0.85, 1.15))
+            voice = replace(voice, f0=round(f0, 3), tract=round(tract, 3))
+        out.append(voice)
     return out
 
 

@@ -7,7 +7,7 @@ Programs are run with argument lists (never through a shell); the one Python eng
 | ``espeak-ng`` | Debian program | GPL-3.0 | 8 English accents x ~100 variants |
 | ``flite`` | Debian program | BSD-style | kal, kal16, awb, rms, slt |
 | ``festival`` | Debian program (``text2wave``) | X11-style | every installed ``festvox-*`` English voice |
-| ``hibari`` | PyPI ``hibari-tts``, imported | Apache-2.0 | neural; the voices already on disk |
+| ``hibari`` | PyPI ``hibari-tts``, imported | Apache-2.0 | neural; the voices on disk, each made into many speakers |
 | ``piper`` | PyPI ``piper-tts``, a separate program | GPL-3.0 | ``*-piper-voice`` packages (e.g. joe) |
 
 Nothing is installed or downloaded here: :func:`available` reports what is missing and how to add
@@ -53,18 +53,24 @@ class Voice:
     ``rate`` is in espeak-ng words per minute (150 = normal); the other engines scale their
     durations by ``150 / rate``. ``pitch`` (0..99) is espeak-ng's; hibari and piper use it to seed
     or scale their generator noise; flite and festival keep their voice's pitch (and festival's
-    HTS voices their pace).
+    HTS voices their pace). hibari alone also takes a speaker: ``f0`` multiplies its pitch curve
+    and ``tract`` is a vocal tract length factor (formants move by ``1 / tract``), applied to the
+    network's spectra before its vocoder, so that one neural voice becomes many speakers.
     """
 
     engine: str
     name: str
     rate: int = 150
     pitch: int = 50
+    f0: float = 1.0
+    tract: float = 1.0
 
     @property
     def id(self) -> str:
         name = Path(self.name).stem if self.engine == "piper" else self.name
-        return f"{self.engine}-{name}-{self.rate}-{self.pitch}".replace("+", "_")
+        speaker = "" if (self.f0, self.tract) == (1.0, 1.0) else \
+            f"-f{self.f0:.2f}-t{self.tract:.2f}"
+        return f"{self.engine}-{name}-{self.rate}-{self.pitch}{speaker}".replace("+", "_")
 
     @property
     def stretch(self) -> float:
@@ -155,6 +161,32 @@ def _hibari(voice: str):
     return Hibari(voice=voice)
 
 
+def hibari_speech(tts, voice: Voice, text: str) -> np.ndarray:
+    """hibari's network, then its vocoder on spectra warped by ``voice.tract`` and a pitch curve
+    scaled by ``voice.f0``: ``(n,)`` float32 at 24 kHz (hibari-tts 0.2: ``phonemize``, ``ids``,
+    ``sess`` and ``dsp.synth`` as in ``Hibari.from_ids``)."""
+    from hibari import dsp
+
+    rng = np.random.default_rng(voice.pitch)
+    parts = []
+    for phones in tts.phonemize(text):
+        outputs = tts.sess.run(None, {"ids": np.asarray([tts.ids(phones)], np.int64),
+                                      "speed": np.asarray([1.0 / voice.stretch], np.float32)})
+        harmonic, theta, noise, residual, phase, f0 = (o[0] for o in outputs)
+        bins = np.arange(harmonic.shape[0], dtype=np.float32)
+        source = np.minimum(bins * voice.tract, bins[-1])  # output bin k shows input bin k*tract
+
+        def warp(spectrum: np.ndarray) -> np.ndarray:
+            low = np.floor(source).astype(int)
+            high = np.minimum(low + 1, len(bins) - 1)
+            frac = (source - low)[:, None]
+            return ((1 - frac) * spectrum[low] + frac * spectrum[high]).astype(np.float32)
+
+        parts.append(dsp.synth(warp(harmonic), theta, warp(noise), warp(residual), phase,
+                               (f0 * voice.f0).astype(np.float32), rng))
+    return np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
+
+
 def render(voice: Voice, text: str, sample_rate: int = 16000) -> np.ndarray:
     """Speak ``text`` with ``voice``; ``(n,)`` float32 at ``sample_rate``.
 
@@ -166,8 +198,7 @@ def render(voice: Voice, text: str, sample_rate: int = 16000) -> np.ndarray:
             tts = _hibari(voice.name)
         except ImportError as e:
             raise RuntimeError(f"hibari is not installed ({INSTALL_HINT['hibari']})") from e
-        wave = tts(text, speed=1.0 / voice.stretch, seed=voice.pitch)
-        return resample_audio(np.asarray(wave, np.float32), 24000, sample_rate)
+        return resample_audio(hibari_speech(tts, voice, text), 24000, sample_rate)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "speech.wav"
         argv, stdin = voice.command(text, out)

@@ -10,7 +10,7 @@ import pytest
 
 from kws import tts
 from kws.synth import (broken, confusable_texts, keyword_name, phoneme_units,
-                        pronunciations, vtlp)
+                        pronunciations, voices, vtlp)
 from kws.tts import Voice, render
 
 needs_espeak = pytest.mark.skipif(not shutil.which("espeak-ng"),
@@ -111,6 +111,36 @@ def test_every_installed_engine_speaks_the_keyword(engine):
         assert 1.4 < len(slow) / len(fast) < 2.6
     else:
         assert len(slow) > 1.2 * len(fast)
+
+
+def pitch_hz(wave: np.ndarray, sr: int = 16000) -> float:
+    """Median autocorrelation pitch of the loud 40 ms frames."""
+    found = []
+    for i in range(0, len(wave) - 640, 320):
+        x = wave[i:i + 640].astype(np.float64)
+        if np.sqrt((x ** 2).mean()) < 0.05:
+            continue
+        ac = np.correlate(x, x, "full")[639:]
+        lag = sr // 400 + int(np.argmax(ac[sr // 400:sr // 60]))
+        if ac[lag] > 0.4 * ac[0]:
+            found.append(sr / lag)
+    return float(np.median(found))
+
+
+def test_hibari_speakers():
+    pytest.importorskip("hibari", reason=tts.INSTALL_HINT["hibari"])
+    from hibari import Hibari
+
+    plain = Voice("hibari", "heart", 150, 30)
+    # f0 = tract = 1 is hibari itself, sample for sample
+    np.testing.assert_array_equal(tts.hibari_speech(Hibari("heart"), plain, "computer"),
+                                  Hibari("heart")("computer", speed=1.0, seed=30))
+    low = Voice("hibari", "heart", 150, 30, f0=0.55, tract=1.2)
+    assert low.id == "hibari-heart-150-30-f0.55-t1.20" and plain.id == "hibari-heart-150-30"
+    base, deep = pitch_hz(render(plain, "computer")), pitch_hz(render(low, "computer"))
+    assert deep == pytest.approx(0.55 * base, rel=0.1)
+    speakers = {(v.f0, v.tract) for v in voices(20, np.random.default_rng(0), ["hibari"])}
+    assert len(speakers) == 20 and all(0.85 <= t <= 1.3 and 0.4 < f < 1.8 for f, t in speakers)
 
 
 def test_missing_engines_are_reported_with_the_install_command(monkeypatch, caplog):
