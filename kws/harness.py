@@ -19,9 +19,9 @@ import numpy as np
 from kws import data
 from kws.audio import find_audio, load_many
 from kws.config import Config
-from kws.metrics import decision_track
 from kws.evaluate import (FA_TARGETS, Scorer, Timing, evaluate, evaluate_stream, plot_det,
                           prepare_positives, write_report)
+from kws.metrics import decision_track
 
 log = logging.getLogger(__name__)
 

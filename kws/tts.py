@@ -161,6 +161,18 @@ def _hibari(voice: str):
     return Hibari(voice=voice)
 
 
+def warp_bins(spectrum: np.ndarray, tract: float) -> np.ndarray:
+    """``(bins, frames)`` log spectra with the frequency axis scaled: output bin ``k`` takes
+    input bin ``k * tract`` (linear interpolation, held at the top), so formants move by
+    ``1 / tract``."""
+    bins = np.arange(spectrum.shape[0], dtype=np.float32)
+    source = np.minimum(bins * tract, bins[-1])
+    low = np.floor(source).astype(int)
+    high = np.minimum(low + 1, len(bins) - 1)
+    frac = (source - low)[:, None]
+    return ((1 - frac) * spectrum[low] + frac * spectrum[high]).astype(np.float32)
+
+
 def hibari_speech(tts, voice: Voice, text: str) -> np.ndarray:
     """hibari's network, then its vocoder on spectra warped by ``voice.tract`` and a pitch curve
     scaled by ``voice.f0``: ``(n,)`` float32 at 24 kHz (hibari-tts 0.2: ``phonemize``, ``ids``,
@@ -173,16 +185,8 @@ def hibari_speech(tts, voice: Voice, text: str) -> np.ndarray:
         outputs = tts.sess.run(None, {"ids": np.asarray([tts.ids(phones)], np.int64),
                                       "speed": np.asarray([1.0 / voice.stretch], np.float32)})
         harmonic, theta, noise, residual, phase, f0 = (o[0] for o in outputs)
-        bins = np.arange(harmonic.shape[0], dtype=np.float32)
-        source = np.minimum(bins * voice.tract, bins[-1])  # output bin k shows input bin k*tract
-
-        def warp(spectrum: np.ndarray) -> np.ndarray:
-            low = np.floor(source).astype(int)
-            high = np.minimum(low + 1, len(bins) - 1)
-            frac = (source - low)[:, None]
-            return ((1 - frac) * spectrum[low] + frac * spectrum[high]).astype(np.float32)
-
-        parts.append(dsp.synth(warp(harmonic), theta, warp(noise), warp(residual), phase,
+        harmonic, noise, residual = (warp_bins(x, voice.tract) for x in (harmonic, noise, residual))
+        parts.append(dsp.synth(harmonic, theta, noise, residual, phase,
                                (f0 * voice.f0).astype(np.float32), rng))
     return np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
 
