@@ -9,8 +9,15 @@ import numpy as np
 import pytest
 
 from kws import tts
-from kws.synth import (broken, confusable_texts, keyword_name, phoneme_units,
-                        pronunciations, voices, vtlp)
+from kws.synth import (
+    broken,
+    confusable_texts,
+    keyword_name,
+    phoneme_units,
+    pronunciations,
+    voices,
+    vtlp,
+)
 from kws.tts import Voice, render
 
 needs_espeak = pytest.mark.skipif(not shutil.which("espeak-ng"),
@@ -50,7 +57,7 @@ def test_confusables_never_contain_the_phrase():
     # never the keyword itself, nor what people also say for it: "cumputer", "computuh"
     # (unstressed vowels), "compuder" (voicing twin)
     assert not bare & {"k@mpju:t3", "k3mpju:t3", "k@mpju:t@", "k@mpju:d3", "g@mpju:t3"}
-    assert {"k@mp", "j'u:t3", "k@mpj'A:t3", "m@mpj'u:t3", "k@mpj'u:k3"} <= set(t[2:-2] for t in single)
+    assert {"k@mp", "j'u:t3", "k@mpj'A:t3", "m@mpj'u:t3", "k@mpj'u:k3"} <= {t[2:-2] for t in single}
     double = confusable_texts("smart mirror", rng, 30)
     assert "smart" in double and "mirror" in double
     assert not any("smart mirror" in t for t in double)
