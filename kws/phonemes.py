@@ -1,6 +1,8 @@
-"""Phoneme strings: a keyword's pronunciations and its confusables, for engines that read them.
+"""What the synthetic speakers say besides the keyword: its pronunciations, its confusables, and
+ordinary sentences.
 
-espeak-ng writes a text as ASCII phoneme mnemonics (``computer`` -> ``k@mpj'u:t3``) and reads them
+Sentences are random strings of common English words (``words.txt``), so that the negatives cover
+many sounds. Pronunciations and most confusables are phoneme strings: espeak-ng writes a text as ASCII phoneme mnemonics (``computer`` -> ``k@mpj'u:t3``) and reads them
 back inside ``[[...]]``. Edits are made on those units (:func:`phoneme_units`);
 :func:`to_misaki` spells the same units in the misaki alphabet that hibari's network reads
 (``k@mpj'u:t3`` -> ``kəmpjˈutəɹ``), so both engines can say the same edited word.
@@ -8,25 +10,35 @@ back inside ``[[...]]``. Edits are made on those units (:func:`phoneme_units`);
 
 from __future__ import annotations
 
+import functools
 import subprocess
+from pathlib import Path
 
 import numpy as np
 
-SENTENCES = (
-    "please turn on the kitchen light", "what time is it right now", "the weather looks nice",
-    "I will call you back later", "can you play some music", "we need more milk and bread",
-    "the meeting starts at nine", "open the window a little", "my phone is almost empty",
-    "let us go for a walk", "the train was late again", "how far is the station",
-    "remind me to water the plants", "set a timer for ten minutes", "the movie was too long",
-    "I left my keys on the table", "it is going to rain tomorrow", "turn the volume down",
-    "did you feed the cat", "the children are asleep", "tell me a short story",
-    "close the garage door", "the coffee is still hot", "I think we are lost",
-)
+WORDS_FILE = Path(__file__).with_name("words.txt")
+
+
+@functools.lru_cache(maxsize=1)
+def common_words() -> tuple[str, ...]:
+    """The common English words of ``words.txt`` (lines starting with ``#`` are comments)."""
+    lines = WORDS_FILE.read_text().splitlines()
+    return tuple(w for line in lines if not line.startswith("#") for w in line.split())
+
+
+def sentences(phrase: str, rng: np.random.Generator, count: int) -> list[str]:
+    """``count`` ordinary sentences: 4-10 random common words, none of them a word of
+    ``phrase``, inside one or holding one (of 4 letters or more: "mirrors" for "mirror")."""
+    avoid = phrase.lower().split()
+    words = [w for w in common_words() if not any(
+        w == a or (len(w) >= 4 and w in a) or (len(a) >= 4 and a in w) for a in avoid)]
+    return [" ".join(rng.choice(words, size=int(rng.integers(4, 11)))) for _ in range(count)]
 
 
 def phonemes(text: str) -> str:
     """espeak-ng phoneme mnemonics of ``text`` (e.g. computer -> k@mpj'u:t3)."""
-    proc = subprocess.run(["espeak-ng", "-q", "-x", text], capture_output=True, text=True)
+    proc = subprocess.run(["espeak-ng", "-q", "-x", text], capture_output=True, text=True,
+                          check=True)
     return proc.stdout.strip()
 
 
@@ -90,7 +102,7 @@ def confusable_texts(phrase: str, rng: np.random.Generator, count: int) -> list[
     if len(words) > 1:  # each word alone, and inside other sentences (never the whole phrase)
         for word in words:
             out.add(word)
-            for sentence in rng.choice(SENTENCES, size=3, replace=False):
+            for sentence in sentences(phrase, rng, 3):
                 parts = sentence.split()
                 pos = int(rng.integers(len(parts) + 1))
                 out.add(" ".join(parts[:pos] + [word] + parts[pos:]))

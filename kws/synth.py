@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from kws import tts
-from kws.phonemes import SENTENCES, confusable_texts, phonemes, pronunciations
+from kws.phonemes import confusable_texts, phonemes, pronunciations, sentences
 from kws.tts import Voice, render
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ def synthesize(phrase: str, out: Path, count: int, seed: int = 0,
     n_conf = confusables if confusables is not None else count
     near = confusable_texts(phrase, rng, max(1, n_conf // 2))
     texts = [near[i % len(near)] for i in range(n_conf // 2)]
-    texts += [SENTENCES[int(rng.integers(len(SENTENCES)))] for _ in range(n_conf - len(texts))]
+    texts += sentences(phrase, rng, n_conf - len(texts))
     spelled = [t for t in texts if t.startswith("[[")]  # phoneme input (espeak-ng mnemonics)
     plain = [t for t in texts if not t.startswith("[[")]
     phoneme_engines = [e for e in engines if e in tts.SPELLS_PHONEMES]

@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from kws import tts
-from kws.phonemes import confusable_texts, phoneme_units, pronunciations, to_misaki
+from kws.phonemes import (
+    common_words,
+    confusable_texts,
+    phoneme_units,
+    pronunciations,
+    sentences,
+    to_misaki,
+)
 from kws.synth import broken, keyword_name, voices, vtlp
 from kws.tts import Voice, render
 
@@ -67,6 +74,20 @@ def test_pronunciations_change_one_unstressed_vowel_or_a_later_voicing():
     assert {"[[k@mpj'u:d3]]", "[[k@mpj'u:t@]]", "[[k3mpj'u:t3]]"} <= set(said)
     assert "[[g@mpj'u:t3]]" not in said and not set(said) & set(confusable_texts(
         "computer", np.random.default_rng(0), 200))
+
+
+def test_sentences_are_common_words_without_the_phrase():
+    made = sentences("Smart Mirror", np.random.default_rng(0), 300)
+    assert len(made) == 300 and len(set(made)) == 300
+    assert made == sentences("Smart Mirror", np.random.default_rng(0), 300)
+    words = [s.split() for s in made]
+    assert {len(w) for w in words} == set(range(4, 11))
+    used = {w for ws in words for w in ws}
+    assert used <= set(common_words()) and len(used) > 500
+    assert "mirror" in common_words() and not used & {"mirror", "mirrors", "smart"}
+    # short words inside a keyword stay ("put", "up" in "computer")
+    assert {"put", "up"} <= {w for s in sentences("computer", np.random.default_rng(0), 500)
+                             for w in s.split()}
 
 
 def test_espeak_mnemonics_in_the_misaki_alphabet():
