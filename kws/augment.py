@@ -97,6 +97,25 @@ def gain_db(x: np.ndarray, db: float) -> np.ndarray:
     return np.clip(x * np.float32(10 ** (db / 20)), -1.0, 1.0)
 
 
+def random_eq(x: np.ndarray, rng: np.random.Generator, max_db: float = 8.0,
+              sample_rate: int = 16000) -> np.ndarray:
+    """A random microphone/channel colour: a smooth gain curve over log frequency (4 cosines, up
+    to ``max_db`` dB, plus a tilt), and with probability 0.3 a low-pass roll-off of 24 dB/kHz
+    from 3-7 kHz. Gain is 0 dB on average over 300-3000 Hz, so speech keeps its level. ``(n,)``
+    in, ``(n,)`` float32 out."""
+    f = np.fft.rfftfreq(len(x), 1 / sample_rate)
+    u = np.log(np.maximum(f, 50.0) / 50.0) / np.log(sample_rate / 2 / 50.0)  # 0..1
+    k = np.arange(1, 5)
+    amp = rng.uniform(-1, 1, 4) * max_db / k
+    db = (amp[:, None] * np.cos(np.pi * k[:, None] * u[None] + rng.uniform(0, np.pi, 4)[:, None])
+          ).sum(0)
+    db += rng.uniform(-1, 1) * max_db * (u - 0.5)
+    if rng.random() < 0.3:
+        db -= 24 * np.clip((f - rng.uniform(3000, 7000)) / 1000, 0, None)
+    db -= db[(f > 300) & (f < 3000)].mean()
+    return np.fft.irfft(np.fft.rfft(x) * 10 ** (db / 20), len(x)).astype(np.float32)
+
+
 def reverberate(x: np.ndarray, rir: np.ndarray) -> np.ndarray:
     """Convolve with an impulse response, keep the length and the direct path's timing."""
     direct = int(np.argmax(np.abs(rir)))

@@ -169,6 +169,9 @@ class AugmentConfig:
         n_rirs: number of simulated impulse responses cached per run.
         time_mask: maximum width (frames) of one SpecAugment time mask; 0 disables.
         freq_mask: maximum width (bands) of one SpecAugment frequency mask; 0 disables.
+        eq_prob: probability of a random channel colour (:func:`kws.augment.random_eq`) over the
+            whole sequence, after noise and gain; 0 disables.
+        eq_db: largest gain of that colour's curve, in dB.
     """
 
     snr_db: tuple[float, float] = (0.0, 20.0)
@@ -179,6 +182,8 @@ class AugmentConfig:
     n_rirs: int = 64
     time_mask: int = 10
     freq_mask: int = 6
+    eq_prob: float = 0.0
+    eq_db: float = 8.0
 
     def __post_init__(self) -> None:
         for name in ("snr_db", "gain_db", "speed"):
@@ -188,11 +193,13 @@ class AugmentConfig:
                    "[low, high] with low <= high")
         _check(self.speed[0] > 0.5 and self.speed[1] < 2, "augment.speed", list(self.speed),
                "factors between 0.5 and 2")
-        for name in ("noise_prob", "reverb_prob"):
+        for name in ("noise_prob", "reverb_prob", "eq_prob"):
             _check(0 <= getattr(self, name) <= 1, f"augment.{name}", getattr(self, name), "0..1")
+        _check(0 <= self.eq_db <= 20, "augment.eq_db", self.eq_db, "0..20 dB")
 
 
 NEGATIVE_DRAWS = ("file", "duration")
+SELECTIONS = ("validation", "last")
 
 
 @dataclass(frozen=True)
@@ -211,6 +218,9 @@ class TrainConfig:
         lr: AdamW learning rate.
         weight_decay: AdamW weight decay.
         patience: epochs without improvement of the validation miss rate before stopping.
+        select: which epoch's weights ``best.pt`` keeps: "validation" (lowest validation miss
+            rate) or "last" (the last epoch: for synthetic positives, whose validation miss rate
+            does not rank epochs for real voices; no early stop).
         target_fa_per_hour: false-alarm rate at which validation miss rate is measured.
         seed: seed for weights, data order and augmentation.
     """
@@ -224,6 +234,7 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-4
     patience: int = 8
+    select: str = "validation"
     target_fa_per_hour: float = 0.5
     seed: int = 0
 
@@ -237,6 +248,8 @@ class TrainConfig:
                " or ".join(f'"{d}"' for d in NEGATIVE_DRAWS))
         _check(self.lr > 0, "train.lr", self.lr, "> 0")
         _check(self.patience >= 1, "train.patience", self.patience, ">= 1")
+        _check(self.select in SELECTIONS, "train.select", self.select,
+               " or ".join(f'"{s}"' for s in SELECTIONS))
         _check(self.target_fa_per_hour > 0, "train.target_fa_per_hour", self.target_fa_per_hour,
                "> 0")
 

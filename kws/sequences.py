@@ -125,7 +125,7 @@ class SequenceMaker:
         return Sequence(self.finish(wave, rng), label, start_s, end_s)
 
     def finish(self, wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Reverb, noise and gain over the whole sequence."""
+        """Reverb, noise, gain and channel colour over the whole sequence."""
         if self.rirs and rng.random() < self.aug.reverb_prob:
             wave = augment.reverberate(wave, self.rirs[int(rng.integers(len(self.rirs)))])
         if rng.random() < self.aug.noise_prob:
@@ -138,7 +138,10 @@ class SequenceMaker:
                 wave = augment.mix_at_snr(wave, noise, rng.uniform(*self.aug.snr_db), "peak")
         else:
             wave = wave + 1e-4 * rng.standard_normal(self.n).astype(np.float32)
-        return augment.gain_db(wave, rng.uniform(*self.aug.gain_db))
+        wave = augment.gain_db(wave, rng.uniform(*self.aug.gain_db))
+        if self.aug.eq_prob > 0 and rng.random() < self.aug.eq_prob:
+            wave = augment.random_eq(wave, rng, self.aug.eq_db)
+        return wave
 
     def draw_noise(self, rng: np.random.Generator) -> np.ndarray:
         """Unit-RMS noise: a recording, colored noise or babble, ``(n,)``."""

@@ -14,7 +14,9 @@ localized at the keyword end, plus hard-negative max-pooling:
 
 Each epoch draws fresh sequences from a seed derived from (seed, epoch, rank): deterministic and
 resumable. Validation after every epoch measures the miss rate at ``target_fa_per_hour`` on the
-validation split; training stops early when it has not improved for ``patience`` epochs.
+validation split; ``best.pt`` keeps the epoch with the lowest (``select = "validation"``; training
+stops early when it has not improved for ``patience`` epochs) or the last epoch
+(``select = "last"``).
 """
 
 from __future__ import annotations
@@ -267,7 +269,7 @@ class Trainer:
             if self.main:
                 row["val_miss"] = self.validate()
                 score = (row["val_miss"]["mean"], loss)
-                if self.best is None or score < self.best:
+                if self.best is None or score < self.best or t.select == "last":
                     self.best, stale = score, 0
                     self.save("best.pt", epoch, {"val_miss": row["val_miss"]})
                 else:

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kws import augment
 from kws.config import AugmentConfig, TrainConfig
 from kws.data import Clips
 from kws.sequences import SequenceMaker
@@ -45,3 +46,31 @@ def test_the_keyword_ends_inside_the_sequence_with_time_to_fire():
 def test_an_unknown_negative_draw_is_refused():
     with pytest.raises(ValueError, match=r"train.negative_draw.*'every'.*\"file\" or \"duration\""):
         TrainConfig(negative_draw="every")
+
+
+def test_random_eq_colours_the_channel_but_keeps_the_speech_band_level():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(4 * SR).astype(np.float32)
+    f = np.fft.rfftfreq(len(x), 1 / SR)
+    band = (f > 300) & (f < 3000)
+    db = []
+    for seed in range(20):
+        y = augment.random_eq(x, np.random.default_rng(seed))
+        assert y.shape == x.shape and y.dtype == np.float32
+        gain = 20 * np.log10(np.abs(np.fft.rfft(y)) / np.abs(np.fft.rfft(x)))
+        assert abs(gain[band].mean()) < 1e-3  # 0 dB on average over 300-3000 Hz
+        db.append(gain)
+    spread = np.ptp(np.array(db), axis=0)
+    assert spread[band].max() > 6  # the curves differ from one draw to the next
+    np.testing.assert_array_equal(augment.random_eq(x, np.random.default_rng(3)),
+                                  augment.random_eq(x, np.random.default_rng(3)))
+
+
+def test_sequences_get_a_channel_colour_only_when_asked():
+    m, plain = maker("file"), maker("file")
+    m.aug = AugmentConfig(eq_prob=1.0, noise_prob=0.0, reverb_prob=0.0)
+    plain.aug = AugmentConfig(noise_prob=0.0, reverb_prob=0.0)
+    a, b = m.make(np.random.default_rng(5)), plain.make(np.random.default_rng(5))
+    assert a.label == b.label and not np.allclose(a.wave, b.wave, atol=1e-3)
+    with pytest.raises(ValueError, match=r"augment.eq_prob.*1.5.*0..1"):
+        AugmentConfig(eq_prob=1.5)

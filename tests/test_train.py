@@ -125,3 +125,14 @@ def test_eval_cli_writes_report_det_and_listening_list(corpus, tmp_path):
     assert (out / "det.png").stat().st_size > 1000
     assert (out / "0-run" / "false_alarms.tsv").read_text().startswith("file\ttime_s")
     assert "| run | up |" in (out / "summary.md").read_text()
+
+
+def test_select_last_keeps_the_last_epoch(corpus, tmp_path):
+    cfg = load_config(write_config(corpus, epochs=3, select='"last"'))
+    train(cfg, tmp_path / "run", progress=False)
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=False)
+    last = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert best["epoch"] == last["epoch"] == 2
+    assert all(torch.equal(best["model"][k], last["model"][k]) for k in last["model"])
+    with pytest.raises(ValueError, match=r"train.select.*'best'.*\"validation\" or \"last\""):
+        load_config(write_config(corpus, select='"best"'))
