@@ -4,16 +4,15 @@ Voices are drawn round-robin across the engines of :mod:`kws.tts` (espeak-ng acc
 variants, flite, festival and hibari voices, piper voices), with rate and pitch varied. Half of
 the espeak-ng and hibari renderings say the keyword as people also do (an unstressed vowel
 reduced differently, a later consonant voiced: "computuh", "compuder"). Every rendering gets
-voice-level
-augmentation (vocal tract length perturbation, speed) and is rejected when broken (silent,
-clipped, too short or too long).
+voice-level augmentation (vocal tract length perturbation, speed) and is rejected when broken
+(silent, clipped, too short or too long).
 
 Confusable negatives come from the keyword's espeak-ng phonemes (:mod:`kws.phonemes`): its
 first or last part alone, one consonant or stressed vowel changed, a rhyme (new onset), each word
-of a phrase inside other sentences; never the keyword as people say it. They are spoken by the
-engines that read phonemes (espeak-ng, hibari), so that no voice says the keyword only as a
-positive. Plus as many ordinary sentences, spoken by every engine (so that no engine's voice
-alone means "keyword").
+of a phrase inside other sentences; never the keyword as people say it. espeak-ng speaks them
+(:data:`SPELLED_CONFUSABLES`: hibari can too, but that made real voices missed more often). Plus
+as many ordinary sentences, spoken by every engine (so that no engine's voice alone means
+"keyword").
 ``kws synth`` writes ``positive/``, ``confusable/``, a JSONL manifest and a report of what it
 made and rejected, the engines it used and their licences.
 """
@@ -39,6 +38,9 @@ FLITE_VOICES = ("kal", "kal16", "awb", "rms", "slt")
 # hibari's one voice (about 250 Hz) made into other speakers: formants 0.77-1.18x, pitch about
 # tract ** -2.5 (a child near 370 Hz, a man near 130 Hz)
 HIBARI_TRACT = (0.85, 1.3)
+# engines that speak the phoneme-edit confusables: hibari can, but a model trained on hibari's
+# near-misses missed more real voices (README, Figures)
+SPELLED_CONFUSABLES = ("espeak-ng",)
 
 
 def demo_clip(parts: list[tuple[Voice, str]], gap_s: float = 0.8,
@@ -135,7 +137,7 @@ def synthesize(phrase: str, out: Path, count: int, seed: int = 0,
     texts += sentences(phrase, rng, n_conf - len(texts))
     spelled = [t for t in texts if t.startswith("[[")]  # phoneme input (espeak-ng mnemonics)
     plain = [t for t in texts if not t.startswith("[[")]
-    phoneme_engines = [e for e in engines if e in tts.SPELLS_PHONEMES]
+    phoneme_engines = [e for e in engines if e in SPELLED_CONFUSABLES]
     jobs = [("positive", phrase, v) for v in voices(count, rng, engines)]
     # half of the renderings by an engine that reads phonemes say the phrase as people also do
     said = iter(pronunciations(phrase, rng, count))

@@ -214,8 +214,14 @@ def test_kws_synth_writes_clips_manifest_and_report(tmp_path):
                 if x["label"] == "none" and x["speaker"].startswith(e + "-")}
     if len(report["engines"]) > 1:  # plain-text confusables are not espeak-ng's alone
         assert speaking - {"espeak-ng"}
-    spelled_by = {x["speaker"].split("-")[0] for x in lines if x["text"].startswith("[[")}
-    assert spelled_by == {"espeak", "hibari"} & ({"espeak"} | set(report["engines"]))
+    def spelled_by(label):
+        return {x["speaker"].split("-")[0] for x in lines
+                if x["label"] == label and x["text"].startswith("[[")}
+
+    # pronunciations by every engine that reads phonemes, phoneme-edit confusables by espeak-ng
+    assert spelled_by("smart mirror") == {"espeak", "hibari"} & (
+        {"espeak"} | set(report["engines"]))
+    assert spelled_by("none") == {"espeak"}
 
 
 @needs_espeak
