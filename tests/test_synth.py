@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 
 from kws import tts
-from kws.phonemes import (
-    common_words,
+from kws.synth import (
+    broken,
     confusable_texts,
+    keyword_name,
     phoneme_units,
     pronunciations,
-    sentences,
-    to_misaki,
+    voices,
+    vtlp,
 )
-from kws.synth import broken, keyword_name, voices, vtlp
 from kws.tts import Voice, render
 
 needs_espeak = pytest.mark.skipif(not shutil.which("espeak-ng"),
@@ -74,41 +74,6 @@ def test_pronunciations_change_one_unstressed_vowel_or_a_later_voicing():
     assert {"[[k@mpj'u:d3]]", "[[k@mpj'u:t@]]", "[[k3mpj'u:t3]]"} <= set(said)
     assert "[[g@mpj'u:t3]]" not in said and not set(said) & set(confusable_texts(
         "computer", np.random.default_rng(0), 200))
-
-
-def test_sentences_are_common_words_without_the_phrase():
-    made = sentences("Smart Mirror", np.random.default_rng(0), 300)
-    assert len(made) == 300 and len(set(made)) == 300
-    assert made == sentences("Smart Mirror", np.random.default_rng(0), 300)
-    words = [s.split() for s in made]
-    assert {len(w) for w in words} == set(range(4, 11))
-    used = {w for ws in words for w in ws}
-    assert used <= set(common_words()) and len(used) > 500
-    assert "mirror" in common_words() and not used & {"mirror", "mirrors", "smart"}
-    # short words inside a keyword stay ("put", "up" in "computer")
-    assert {"put", "up"} <= {w for s in sentences("computer", np.random.default_rng(0), 500)
-                             for w in s.split()}
-
-
-def test_espeak_mnemonics_in_the_misaki_alphabet():
-    assert to_misaki("[[k@mpj'u:t3]]") == "kəmpjˈutəɹ"
-    assert to_misaki("k@mpj'u:t#3") == "kəmpjˈuTəɹ"  # espeak-ng's American flap
-    assert to_misaki("sm'A@t m'Ir3") == "smˈɑɹt mˈɪɹəɹ"
-    assert to_misaki("oUk'eI n'A:bu:") == "OkˈA nˈɑbu"
-    assert to_misaki("dZ'A@vIs") == "ʤˈɑɹvɪs" and to_misaki("l'It@L") == "lˈɪtəl"
-
-
-def test_hibari_speaks_espeak_phonemes():
-    pytest.importorskip("hibari", reason=tts.INSTALL_HINT["hibari"])
-    from hibari import Hibari
-
-    assert "hibari" in tts.SPELLS_PHONEMES
-    voice = Voice("hibari", "heart", 150, 30)
-    spelled = tts.hibari_speech(Hibari("heart"), voice, "[[k@mpj'A:t3]]")
-    np.testing.assert_array_equal(spelled, Hibari("heart").from_phonemes("kəmpjˈɑtəɹ", seed=30))
-    # the edit is spoken: not the same audio as the keyword itself
-    said = tts.hibari_speech(Hibari("heart"), voice, "[[k@mpj'u:t3]]")
-    assert len(said) != len(spelled) or not np.allclose(said, spelled, atol=1e-3)
 
 
 @needs_espeak
@@ -214,14 +179,6 @@ def test_kws_synth_writes_clips_manifest_and_report(tmp_path):
                 if x["label"] == "none" and x["speaker"].startswith(e + "-")}
     if len(report["engines"]) > 1:  # plain-text confusables are not espeak-ng's alone
         assert speaking - {"espeak-ng"}
-    def spelled_by(label):
-        return {x["speaker"].split("-")[0] for x in lines
-                if x["label"] == label and x["text"].startswith("[[")}
-
-    # pronunciations by every engine that reads phonemes, phoneme-edit confusables by espeak-ng
-    assert spelled_by("smart mirror") == {"espeak", "hibari"} & (
-        {"espeak"} | set(report["engines"]))
-    assert spelled_by("none") == {"espeak"}
 
 
 @needs_espeak
