@@ -165,6 +165,8 @@ class AugmentConfig:
         noise_prob: probability of mixing noise into a training sequence.
         gain_db: (low, high) gain range in dB.
         speed: (low, high) speed factor range (resampling, changes pitch and tempo).
+        tempo: (low, high) tempo factor range for keyword clips, after ``speed`` (WSOLA:
+            duration only, pitch and formants kept).
         reverb_prob: probability of convolving with a simulated room impulse response.
         n_rirs: number of simulated impulse responses cached per run.
         time_mask: maximum width (frames) of one SpecAugment time mask; 0 disables.
@@ -178,6 +180,7 @@ class AugmentConfig:
     noise_prob: float = 0.8
     gain_db: tuple[float, float] = (-12.0, 6.0)
     speed: tuple[float, float] = (0.9, 1.1)
+    tempo: tuple[float, float] = (1.0, 1.0)
     reverb_prob: float = 0.3
     n_rirs: int = 64
     time_mask: int = 10
@@ -186,13 +189,15 @@ class AugmentConfig:
     eq_db: float = 8.0
 
     def __post_init__(self) -> None:
-        for name in ("snr_db", "gain_db", "speed"):
+        for name in ("snr_db", "gain_db", "speed", "tempo"):
             value = tuple(getattr(self, name))
             object.__setattr__(self, name, value)
             _check(len(value) == 2 and value[0] <= value[1], f"augment.{name}", list(value),
                    "[low, high] with low <= high")
-        _check(self.speed[0] > 0.5 and self.speed[1] < 2, "augment.speed", list(self.speed),
-               "factors between 0.5 and 2")
+        for name in ("speed", "tempo"):
+            low, high = getattr(self, name)
+            _check(low > 0.5 and high < 2, f"augment.{name}", [low, high],
+                   "factors between 0.5 and 2")
         for name in ("noise_prob", "reverb_prob", "eq_prob"):
             _check(0 <= getattr(self, name) <= 1, f"augment.{name}", getattr(self, name), "0..1")
         _check(0 <= self.eq_db <= 20, "augment.eq_db", self.eq_db, "0..20 dB")

@@ -88,11 +88,17 @@ class SequenceMaker:
         return out
 
     def keyword(self, rng: np.random.Generator) -> tuple[int, np.ndarray, float, float]:
-        """A random keyword clip after speed and level changes: (index, clip, start_s, end_s)."""
+        """A random keyword clip after speed, tempo and level changes:
+        (index, clip, start_s, end_s)."""
         k = int(rng.integers(len(self.keywords)))
         clip, start, end = self.positives[k][int(rng.integers(len(self.positives[k])))]
-        factor = rng.uniform(*self.aug.speed)
-        clip = augment.change_speed(clip, factor)
+        speed = rng.uniform(*self.aug.speed)
+        clip = augment.change_speed(clip, speed)
+        tempo = 1.0
+        if self.aug.tempo != (1.0, 1.0):  # no draw: runs without tempo keep their random stream
+            tempo = rng.uniform(*self.aug.tempo)
+            clip = augment.change_tempo(clip, tempo)
+        factor = speed * tempo
         clip = clip * np.float32(10 ** (rng.uniform(-30, -12) / 20) / augment.rms(clip))
         return k, clip, start / factor, end / factor
 

@@ -74,3 +74,36 @@ def test_sequences_get_a_channel_colour_only_when_asked():
     assert a.label == b.label and not np.allclose(a.wave, b.wave, atol=1e-3)
     with pytest.raises(ValueError, match=r"augment.eq_prob.*1.5.*0..1"):
         AugmentConfig(eq_prob=1.5)
+
+
+@pytest.mark.parametrize("factor", [0.6, 1.5])
+def test_tempo_changes_duration_but_keeps_pitch_unlike_speed(factor):
+    tone = (0.5 * np.sin(2 * np.pi * 200 * np.arange(SR) / SR)).astype(np.float32)
+
+    def pitch_hz(x):
+        return np.abs(np.fft.rfft(x * np.hanning(len(x)))).argmax() * SR / len(x)
+
+    slow = augment.change_tempo(tone, factor)
+    assert len(slow) == round(SR / factor)
+    assert abs(pitch_hz(slow) - 200) < 2
+    assert abs(pitch_hz(augment.change_speed(tone, factor)) - 200 * factor) < 2
+    np.testing.assert_array_equal(augment.change_tempo(tone, 1.0), tone)
+    with pytest.raises(ValueError, match="tempo factor must be > 0, got -1"):
+        augment.change_tempo(tone, -1)
+
+
+def test_keyword_bounds_follow_its_tempo():
+    m = maker("file")
+    m.aug = AugmentConfig(speed=(1.0, 1.0))
+    base = m.keyword(np.random.default_rng(0))
+    m.aug = AugmentConfig(speed=(1.0, 1.0), tempo=(0.6, 0.6))
+    _, clip, start, end = m.keyword(np.random.default_rng(0))
+    assert len(clip) == round(len(base[1]) / 0.6)
+    assert (start, end) == pytest.approx((base[2] / 0.6, base[3] / 0.6))
+    voiced = np.flatnonzero(np.abs(clip) > 0.5 * np.abs(clip).max())
+    assert voiced[-1] / SR - voiced[0] / SR == pytest.approx(0.5 / 0.6, abs=0.03)
+
+
+def test_a_tempo_range_outside_half_to_double_is_refused():
+    with pytest.raises(ValueError, match=r"augment.tempo.*\[0.4, 1.0\].*between 0.5 and 2"):
+        AugmentConfig(tempo=(0.4, 1.0))
