@@ -302,6 +302,9 @@ class Trainer:
         if self.world > 1:
             import torch.distributed as dist
 
+            # every rank reaches teardown before any leaves: a rank that destroyed its gloo group
+            # while rank 0 was still writing metrics was seen to abort at exit
+            dist.barrier()
             dist.destroy_process_group()
         return result
 
