@@ -23,14 +23,14 @@ from kws import data
 from kws.config import Config
 from kws.contract import FLOAT_FILE, INT8_FILE, MANIFEST
 from kws.evaluate import evaluate, miss_at, prepare_positives
-from kws.frontend import log_mel
+from kws.frontend import features
 from kws.model import count_parameters, macs_per_second
 from kws.runtime.session import OnnxModel
 from kws.train import VAL_SNR_DB, load_model, timing_of
 
 log = logging.getLogger(__name__)
 
-REFERENCE_FRAMES = 600
+REFERENCE_S = 6.0  # seconds of features compared between torch and ONNX
 DEFAULT_TARGET = 0.5
 
 
@@ -39,11 +39,13 @@ class VerificationError(RuntimeError):
 
 
 def reference_features(clips: list[np.ndarray], cfg: Config) -> np.ndarray:
-    """``(REFERENCE_FRAMES, n_mels)`` features of real audio (clips concatenated)."""
+    """``(frames, n_mels)`` features of ``REFERENCE_S`` seconds of real audio (clips
+    concatenated): 600 log-mel frames, or 75 speech embeddings."""
+    frames = int(round(REFERENCE_S * 1000 / cfg.frontend.hop_ms))
     wave = np.concatenate(clips) if clips else np.zeros(0, np.float32)
-    feats = log_mel(wave, cfg.frontend)[:REFERENCE_FRAMES]
-    if len(feats) < REFERENCE_FRAMES:
-        raise ValueError(f"need {REFERENCE_FRAMES} frames of validation audio for the reference, "
+    feats = features(wave, cfg.frontend)[:frames]
+    if len(feats) < frames:
+        raise ValueError(f"need {frames} frames of validation audio for the reference, "
                          f"got {len(feats)}")
     return np.ascontiguousarray(feats)
 

@@ -66,5 +66,19 @@ def build_manifest(folder: Path, cfg: Config, files: list[str], extra: dict) -> 
         "files": {name: {"sha256": sha256_of(folder / name),
                          "bytes": (folder / name).stat().st_size} for name in files},
         "data_sources": data_sources(cfg),
+        **frontend_weights(cfg),
         **extra,
     }
+
+
+def frontend_weights(cfg: Config) -> dict:
+    """For a speech embedding model: the embedding graphs it was trained on (sha256, licence),
+    which the runtime checks its own copies against."""
+    if cfg.frontend.kind != "speech_embedding":
+        return {}
+    from kws import embedding
+
+    return {"frontend_weights": {
+        "files": {name: sha256_of(embedding.FILES / name) for name in embedding.GRAPHS},
+        "source": "Google speech embedding, ONNX from openWakeWord 0.5.1",
+        "license": "Apache-2.0"}}

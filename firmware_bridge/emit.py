@@ -44,6 +44,10 @@ def model_sources(folder: Path) -> tuple[str, str]:
     """(kws_model.h, kws_model.c) for an exported model folder."""
     m = load_manifest(folder)
     fe = m.frontend
+    if fe.kind != "log_mel":
+        raise ValueError(f"{folder}: frontend kind {fe.kind!r} has no C implementation; the "
+                         "firmware bridge runs log_mel models only (the speech embedding is a "
+                         "1.3 MB float network: use the Python runtime on a Linux-class CPU)")
     blob = load_blob(folder)
     hidden, proj = m.state_shape[-1], m.raw["model"]["proj_dim"]
     refractory = int(round(2.0 / m.step_s))

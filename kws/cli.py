@@ -109,9 +109,10 @@ def add_detector_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--smoothing", type=int, default=1, help="moving-average steps (default 1)")
     p.add_argument("--min-steps", type=int, default=1,
                    help="consecutive steps at/above the threshold (default 1)")
-    p.add_argument("--steps-per-call", type=int, default=3,
-                   help="model steps (30 ms) per onnxruntime call: 3 (default) costs at most "
-                        "60 ms of latency for a third of the per-call overhead; 1 for the "
+    p.add_argument("--steps-per-call", type=int, default=None,
+                   help="model steps per onnxruntime call; default: about 90 ms of steps (3 of "
+                        "a log-mel model's 30 ms, 1 of a speech embedding model's 80 ms), at "
+                        "most 60 ms of latency for a third of the per-call overhead; 1 for the "
                         "lowest latency")
 
 

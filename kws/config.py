@@ -25,11 +25,21 @@ class ConfigError(ValueError):
     """A configuration value is missing, unknown or out of range."""
 
 
+FRONTEND_KINDS = ("log_mel", "speech_embedding")
+# what kind = "speech_embedding" computes (kws.embedding): 96 values per 80 ms from 782 ms of audio
+SPEECH_EMBEDDING = {"sample_rate": 16000, "window_ms": 782.0, "hop_ms": 80.0, "n_mels": 96,
+                    "mean_norm_ms": 0.0}
+
+
 @dataclass(frozen=True)
 class FrontendConfig:
-    """Log-mel filterbank settings shared by training and runtime.
+    """Feature settings shared by training and runtime.
 
     Attributes:
+        kind: "log_mel" (the filterbank below) or "speech_embedding": a pretrained speech
+            embedding every 80 ms (:mod:`kws.embedding`), which needs exactly
+            ``SPEECH_EMBEDDING`` below (its window, hop and size) and ignores the filterbank
+            fields.
         sample_rate: audio rate in Hz; all audio is resampled to it.
         window_ms: analysis window length in milliseconds (Hann window).
         hop_ms: distance between frames in milliseconds.
@@ -52,8 +62,15 @@ class FrontendConfig:
     f_max: float = 7600.0
     log_floor: float = 1e-6
     mean_norm_ms: float = 0.0
+    kind: str = "log_mel"
 
     def __post_init__(self) -> None:
+        _check(self.kind in FRONTEND_KINDS, "frontend.kind", self.kind, " or ".join(FRONTEND_KINDS))
+        if self.kind == "speech_embedding":
+            wrong = {k: getattr(self, k) for k, v in SPEECH_EMBEDDING.items()
+                     if getattr(self, k) != v}
+            _check(not wrong, "frontend", wrong, f"with kind = 'speech_embedding': {SPEECH_EMBEDDING}")
+            return
         _check(self.sample_rate in (8000, 16000), "frontend.sample_rate", self.sample_rate,
                "8000 or 16000")
         _check(self.hop_ms > 0 and self.window_ms >= self.hop_ms, "frontend.window_ms",
@@ -228,6 +245,9 @@ class TrainConfig:
             does not rank epochs for real voices; no early stop).
         target_fa_per_hour: false-alarm rate at which validation miss rate is measured.
         seed: seed for weights, data order and augmentation.
+        feature_pool: 0 draws fresh sequences for every batch. N > 0 draws N sequences once,
+            keeps their features and samples every batch from them: for frontends too slow to
+            run on every batch (the speech embedding computes about 40x real time per core).
     """
 
     epochs: int = 30
@@ -242,8 +262,11 @@ class TrainConfig:
     select: str = "validation"
     target_fa_per_hour: float = 0.5
     seed: int = 0
+    feature_pool: int = 0
 
     def __post_init__(self) -> None:
+        _check(self.feature_pool == 0 or self.feature_pool >= self.batch_size, "train.feature_pool",
+               self.feature_pool, f"0 (off) or >= batch_size ({self.batch_size})")
         _check(self.epochs >= 1, "train.epochs", self.epochs, ">= 1")
         _check(self.sequences_per_epoch >= self.batch_size >= 1, "train.sequences_per_epoch",
                self.sequences_per_epoch, f">= batch_size ({self.batch_size})")

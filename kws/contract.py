@@ -111,4 +111,12 @@ def load_manifest(folder: str | Path, check_files: bool = True) -> Manifest:
             if sha256_of(file) != info.get("sha256"):
                 raise ManifestError(f"{file}: sha256 does not match the manifest (file changed "
                                     "or corrupt; re-export the model)")
+        trained_on = raw.get("frontend_weights", {}).get("files", {})
+        for name, digest in trained_on.items():
+            from kws import embedding
+
+            if sha256_of(embedding.FILES / name) != digest:
+                raise ManifestError(f"{path}: the model was trained on another {name} than "
+                                    f"this kws has in {embedding.FILES}; use the kws version "
+                                    "it was trained with")
     return manifest

@@ -19,6 +19,10 @@ Two implementations share the window and mel matrix built below:
 
 * :class:`StreamingFrontend` / :func:`log_mel` - numpy, used by the runtime (no torch).
 * :func:`log_mel_torch` - batched torch, used for training (on GPU when there is one).
+
+``cfg.kind = "speech_embedding"`` replaces the log-mel by a pretrained speech embedding
+(:mod:`kws.embedding`). Callers go through :func:`features`, :func:`streaming_frontend` and
+:func:`features_torch`, which pick the implementation for ``cfg.kind``.
 """
 
 from __future__ import annotations
@@ -231,3 +235,40 @@ def log_mel_torch(waves: "torch.Tensor", cfg: FrontendConfig = FrontendConfig())
         out[:, start:start + x.shape[1]] = x - means
         m = means[:, -1:]
     return out
+
+
+def features(wave: np.ndarray, cfg: FrontendConfig = FrontendConfig()) -> np.ndarray:
+    """Features of a whole clip for ``cfg.kind``: ``(n_frames, n_mels)`` float32 (log-mel, or
+    speech embeddings every 80 ms, see :mod:`kws.embedding`)."""
+    if cfg.kind == "log_mel":
+        return log_mel(wave, cfg)
+    from kws import embedding
+
+    wave = np.asarray(wave, dtype=np.float32)
+    if wave.ndim != 1:
+        raise ValueError(f"expected mono audio of shape (n_samples,), got shape {wave.shape}")
+    return embedding.embed(wave)
+
+
+def streaming_frontend(cfg: FrontendConfig = FrontendConfig()):
+    """The streaming twin of :func:`features`: a :class:`StreamingFrontend` or a
+    :class:`kws.embedding.StreamingEmbedding`."""
+    if cfg.kind == "log_mel":
+        return StreamingFrontend(cfg)
+    from kws.embedding import StreamingEmbedding
+
+    return StreamingEmbedding()
+
+
+def features_torch(waves: "torch.Tensor", cfg: FrontendConfig = FrontendConfig()) -> "torch.Tensor":
+    """Batched :func:`features` for training, ``(batch, n_frames, n_mels)`` on the tensor's device
+    (speech embeddings are computed by onnxruntime on the CPU)."""
+    if cfg.kind == "log_mel":
+        return log_mel_torch(waves, cfg)
+    import torch
+
+    from kws import embedding
+
+    if waves.dim() != 2:
+        raise ValueError(f"expected (batch, n_samples), got shape {tuple(waves.shape)}")
+    return torch.from_numpy(embedding.embed(waves.float().cpu().numpy())).to(waves.device)

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from kws import augment, data
 from kws.config import Config, config_from_dict, to_dict
 from kws.evaluate import Timing, evaluate, prepare_positives
-from kws.frontend import log_mel_torch
+from kws.frontend import features_torch
 from kws.model import KeywordModel, count_parameters, crop_to_steps, macs_per_second
 from kws.sequences import SequenceMaker
 
@@ -92,10 +92,13 @@ def torch_scorer(model: KeywordModel, cfg: Config, device: str = "cpu"):
     """A :data:`kws.evaluate.Scorer` running the torch model over a whole recording at once
     (equal to streaming it: the model is causal and the state starts at zero)."""
     def score(wave: np.ndarray) -> np.ndarray:
-        feats = log_mel_torch(torch.from_numpy(np.ascontiguousarray(wave))[None].to(device),
+        feats = features_torch(torch.from_numpy(np.ascontiguousarray(wave))[None].to(device),
                               cfg.frontend)
+        feats = crop_to_steps(feats, model.step_frames)
+        if feats.shape[1] == 0:  # shorter than one step (the speech embedding reads 0.78 s)
+            return np.zeros((0, len(cfg.model.keywords)), dtype=np.float32)
         with torch.no_grad():
-            scores, _ = model.scores(crop_to_steps(feats, model.step_frames))
+            scores, _ = model.scores(feats)
         return scores[0].float().cpu().numpy()
     return score
 
@@ -136,6 +139,7 @@ class Trainer:
             self.opt, max_lr=t.lr, total_steps=t.epochs * self.batches, pct_start=0.15)
         self.amp = self.device.startswith("cuda")
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.pool: tuple[torch.Tensor, ...] | None = None  # features, labels, start, end
         self.history: list[dict] = []
         self.best: tuple[float, float] | None = None
         self.start_epoch = 0
@@ -169,13 +173,39 @@ class Trainer:
         return summary
 
     def batch(self, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
-        """Features ``(B, T, n_mels)`` plus labels and keyword bounds in steps."""
+        """Features ``(B, T, n_mels)`` plus labels and keyword bounds in steps: fresh sequences,
+        or a random draw from the feature pool when there is one."""
+        if self.pool is None:
+            return self.draw(rng)
+        pick = torch.from_numpy(rng.integers(len(self.pool[0]), size=self.cfg.train.batch_size))
+        return tuple(t[pick].to(self.device) for t in self.pool)
+
+    def build_pool(self, progress: bool) -> None:
+        """Draw ``feature_pool`` sequences once (from a seed of their own) and keep their
+        features on the CPU."""
+        from tqdm import tqdm
+
+        n, size = self.cfg.train.feature_pool, self.cfg.train.batch_size
+        rng = np.random.default_rng([self.cfg.train.seed, 777, self.rank])
+        parts = [tuple(t.cpu() for t in self.draw(rng))
+                 for _ in tqdm(range(-(-n // size)), desc="feature pool", leave=False,
+                               disable=None if progress else True)]
+        self.pool = tuple(torch.cat(column)[:n] for column in zip(*parts))
+        log.info("feature pool: %d sequences, %.0f MB", n,
+                 self.pool[0].numel() * self.pool[0].element_size() / 1e6)
+
+    def draw(self, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
+        """Features of ``batch_size`` fresh sequences, labels and keyword bounds in steps."""
         seqs = [self.maker.make(rng) for _ in range(self.cfg.train.batch_size)]
         waves = torch.from_numpy(np.stack([s.wave for s in seqs])).to(self.device)
-        feats = crop_to_steps(log_mel_torch(waves, self.cfg.frontend), self.module.step_frames)
+        feats = crop_to_steps(features_torch(waves, self.cfg.frontend), self.module.step_frames)
         labels = torch.tensor([s.label for s in seqs], device=self.device)
-        start = torch.tensor([int(s.start_s / self.step_s) for s in seqs], device=self.device)
-        end = torch.tensor([int(s.end_s / self.step_s) for s in seqs], device=self.device)
+        # a step reads `lag` seconds of audio before its own span (0 for log-mel, 0.7 s for the
+        # speech embedding): a time t maps to the first step whose audio ends after t
+        lag = max(0.0, self.timing.window_s - self.step_s)
+        start, end = (torch.tensor([max(0, int((t - lag) / self.step_s)) for t in times],
+                                   device=self.device)
+                      for times in ([s.start_s for s in seqs], [s.end_s for s in seqs]))
         return feats, labels, start, end
 
     def fit_normalization(self) -> None:
@@ -253,6 +283,8 @@ class Trainer:
     def run(self, resume: bool = False, progress: bool = True) -> dict:
         self.out.mkdir(parents=True, exist_ok=True)
         summary = self.prepare_data()
+        if self.cfg.train.feature_pool:
+            self.build_pool(progress and self.main)
         if resume:
             self.resume()
         else:

@@ -10,7 +10,7 @@ import onnxruntime as ort
 
 from kws.contract import (FLOAT_FILE, INPUT_FEATURES, INPUT_STATE, INT8_FILE, OUTPUT_SCORES,
                           OUTPUT_STATE, SESSION_CONFIG, Manifest, ManifestError, load_manifest)
-from kws.frontend import log_mel
+from kws.frontend import features
 
 log = logging.getLogger(__name__)
 
@@ -70,16 +70,19 @@ class OnnxModel:
 
     def score_audio(self, wave: np.ndarray) -> np.ndarray:
         """``(steps, K)`` scores of a whole recording from a fresh state (offline helper)."""
-        feats = log_mel(wave, self.manifest.frontend)
+        feats = features(wave, self.manifest.frontend)
         feats = feats[: len(feats) - len(feats) % self.step_frames]
         if len(feats) == 0:
             return np.zeros((0, len(self.keywords)), dtype=np.float32)
         return self.step(np.ascontiguousarray(feats), self.initial_state())[0]
 
-    def create_stream(self, steps_per_call: int = 3):
-        """A new per-stream state object (:class:`kws.runtime.stream.Stream`)."""
-        from kws.runtime.stream import Stream
+    def create_stream(self, steps_per_call: int | None = None):
+        """A new per-stream state object (:class:`kws.runtime.stream.Stream`); by default it
+        calls the model once per ~90 ms of steps (:data:`kws.runtime.stream.CALL_S`)."""
+        from kws.runtime.stream import CALL_S, Stream
 
+        if steps_per_call is None:
+            steps_per_call = max(1, round(CALL_S / self.manifest.step_s))
         return Stream(self, steps_per_call)
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from kws.audio import as_float32
-from kws.frontend import StreamingFrontend
+from kws.frontend import streaming_frontend
+
+CALL_S = 0.09  # default audio per model call (3 steps of a log-mel model, 1 of 80 ms)
 
 
 class Stream:
@@ -28,7 +30,7 @@ class Stream:
         self.model = model
         self.steps_per_call = steps_per_call
         cfg = model.manifest.frontend
-        self.frontend = StreamingFrontend(cfg)
+        self.frontend = streaming_frontend(cfg)
         self._window, self._hop = cfg.window_samples, cfg.hop_samples
         n_mels = cfg.n_mels
         self._no_frames = np.zeros((0, n_mels), dtype=np.float32)

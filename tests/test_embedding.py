@@ -1,0 +1,171 @@
+"""The speech embedding frontend (kws.embedding): framing, streaming, config, and a model on it
+from training to streaming detection."""
+
+import numpy as np
+import pytest
+
+from kws import embedding
+from kws.config import SPEECH_EMBEDDING, ConfigError, FrontendConfig
+from kws.frontend import features, num_frames, streaming_frontend
+
+EMBEDDING = FrontendConfig(kind="speech_embedding", **SPEECH_EMBEDDING)
+STREAM_TOL = 1e-4  # streaming vs whole clip: the mel graph's float rounding differs by chunk
+
+
+def speechlike(seconds: float, seed: int = 0) -> np.ndarray:
+    """Harmonic tones with a moving pitch and pauses, at speech level; ``(n,)`` float32."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * 16000)) / 16000
+    f0 = 120 + 60 * np.sin(2 * np.pi * 0.7 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / 16000
+    x = sum(np.sin(k * phase) / k for k in range(1, 8)) * (np.sin(2 * np.pi * 1.3 * t) > -0.3)
+    return (0.1 * x + 0.003 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+def test_framing_matches_the_frontend_config():
+    assert (EMBEDDING.window_samples, EMBEDDING.hop_samples) == (embedding.WINDOW, embedding.HOP)
+    for n in (0, 12511, 12512, 12512 + 1279, 12512 + 1280, 48000):
+        assert embedding.num_embeddings(n) == num_frames(n, EMBEDDING)
+        assert features(speechlike(n / 16000), EMBEDDING).shape == (num_frames(n, EMBEDDING), 96)
+
+
+def test_embedding_window_reads_only_its_own_audio():
+    """Embedding i depends on samples [1280 i, 1280 i + 12512) only."""
+    x = speechlike(3.0)
+    ref = embedding.embed(x)
+    y = x.copy()
+    y[embedding.HOP * 5 + embedding.WINDOW:] = 0.3  # change audio after embedding 5's window
+    out = embedding.embed(y)
+    assert np.abs(out[:6] - ref[:6]).max() <= STREAM_TOL
+    assert np.abs(out[6:] - ref[6:]).max() > 0.1
+
+
+@pytest.mark.parametrize("chunk", [1, 160, 1280, 3000, "random"])
+def test_streaming_equals_the_whole_clip(chunk):
+    x = speechlike(3.3, seed=1)
+    ref = features(x, EMBEDDING)
+    rng = np.random.default_rng(2)
+    stream, parts, i = streaming_frontend(EMBEDDING), [], 0
+    assert isinstance(stream, embedding.StreamingEmbedding)
+    while i < len(x):
+        n = int(rng.integers(1, 5000)) if chunk == "random" else chunk
+        parts.append(stream.accept(x[i:i + n]))
+        i += n
+    out = np.concatenate(parts)
+    assert out.shape == ref.shape
+    assert np.abs(out - ref).max() <= STREAM_TOL
+    # what no embedding has passed yet: the audio after the last embedding's start
+    assert stream.pending_samples == len(x) - embedding.HOP * len(out)
+    stream.reset()
+    assert stream.pending_samples == 0 and len(stream.accept(x[:12511])) == 0
+
+
+def test_batch_rows_equal_single_clips():
+    waves = np.stack([speechlike(2.0, seed=s) for s in range(3)])
+    batch = embedding.embed(waves)
+    for row, wave in zip(batch, waves):
+        assert np.abs(row - embedding.embed(wave)).max() <= STREAM_TOL
+
+
+def test_openwakeword_computes_the_same_embeddings():
+    """Same graphs as openWakeWord's: its features of the same (int16) audio agree."""
+    utils = pytest.importorskip("openwakeword.utils", reason="the peers extra is not installed")
+    x = speechlike(2.5, seed=3)
+    pcm = np.round(x * embedding.SCALE).astype(np.int16)
+    theirs = utils.AudioFeatures(inference_framework="onnx").embed_clips(pcm[None], batch_size=1)[0]
+    ours = embedding.embed(pcm.astype(np.float32) / embedding.SCALE)
+    assert ours.shape == theirs.shape
+    assert np.abs(ours - theirs).max() <= 1e-3
+
+
+def test_config_names_the_fields_the_embedding_fixes():
+    with pytest.raises(ConfigError, match=r"frontend.kind = 'mfcc' .* log_mel or speech_embedding"):
+        FrontendConfig(kind="mfcc")
+    with pytest.raises(ConfigError, match=r"'hop_ms': 10.0.*'hop_ms': 80.0"):
+        FrontendConfig(kind="speech_embedding", **{**SPEECH_EMBEDDING, "hop_ms": 10.0})
+
+
+@pytest.fixture(scope="module")
+def embedding_model(tmp_path_factory):
+    """A tiny keyword model on speech embeddings, trained from a feature pool and exported."""
+    pytest.importorskip("torch", reason="training needs the train extra")
+    from export.exporter import export_model
+    from kws.config import load_config
+    from kws.train import train
+    from tests.synthetic import make_corpus, write_config
+
+    root = make_corpus(tmp_path_factory.mktemp("embedding-corpus"))
+    path = write_config(root, epochs=3, sequences=64, feature_pool=96)
+    text = path.read_text().replace("[model]\n", "[model]\nstack_frames = 1\n").replace(
+        "[augment]\n", "[augment]\ntime_mask = 0\nfreq_mask = 0\n")
+    frontend = "".join(f"{k} = {v!r}\n" for k, v in SPEECH_EMBEDDING.items())
+    path.write_text(f'[frontend]\nkind = "speech_embedding"\n{frontend}{text}')
+    run = root / "run"
+    result = train(load_config(path), run, progress=False)
+    out = root / "model"
+    export_model(run, out)
+    return root, result, out
+
+
+def test_model_trains_exports_and_streams_like_offline(embedding_model):
+    from kws.runtime import OnnxModel
+    from kws.contract import load_manifest
+
+    _, result, folder = embedding_model
+    assert len(result["history"]) == 3 and all(np.isfinite(r["loss"]) for r in result["history"])
+    manifest = load_manifest(folder)
+    assert manifest.frontend.kind == "speech_embedding" and manifest.step_s == pytest.approx(0.08)
+    model = OnnxModel(folder)
+    x = speechlike(4.0, seed=4)
+    ref = model.score_audio(x)
+    assert ref.shape == (num_frames(len(x), EMBEDDING), 2)
+    for chunk in (320, 1777):
+        stream, parts = model.create_stream(steps_per_call=1), []
+        for i in range(0, len(x), chunk):
+            parts.append(stream.accept_waveform(x[i:i + chunk]))
+        parts.append(stream.flush())
+        assert np.abs(np.concatenate(parts) - ref).max() <= 1e-4
+
+
+def test_feature_pool_batches_are_rows_of_the_pool(embedding_model):
+    """With a pool, training batches come from features computed once."""
+    import torch
+
+    from kws.config import load_config
+    from kws.train import Trainer
+
+    root = embedding_model[0]
+    trainer = Trainer(load_config(root / "tiny.toml"), root / "pool-run", device="cpu")
+    trainer.prepare_data()
+    trainer.build_pool(progress=False)
+    feats, labels, start, end = trainer.pool
+    assert feats.shape == (96, num_frames(32000, EMBEDDING), 96) and len(labels) == 96
+    assert set(labels.tolist()) == {0, 1, 2} and bool((end >= start).all())
+    batch = trainer.batch(np.random.default_rng(0))
+    assert batch[0].shape == (16, *feats.shape[1:])
+    assert all(any(torch.equal(row, p) for p in feats) for row in batch[0])
+
+
+def test_firmware_refuses_an_embedding_model(embedding_model, tmp_path):
+    from firmware_bridge.emit import emit
+
+    with pytest.raises(ValueError, match="speech_embedding.*log_mel models only"):
+        emit(embedding_model[2], tmp_path / "fw")
+
+
+def test_manifest_names_the_embedding_weights_and_refuses_others(embedding_model, tmp_path):
+    import json
+    import shutil
+
+    from kws.contract import ManifestError, load_manifest
+
+    folder = tmp_path / "model"
+    shutil.copytree(embedding_model[2], folder)
+    weights = load_manifest(folder).raw["frontend_weights"]
+    assert weights["license"] == "Apache-2.0"
+    assert set(weights["files"]) == set(embedding.GRAPHS)
+    raw = json.loads((folder / "model.json").read_text())
+    raw["frontend_weights"]["files"]["embedding_model.onnx"] = "0" * 64
+    (folder / "model.json").write_text(json.dumps(raw))
+    with pytest.raises(ManifestError, match="trained on another embedding_model.onnx"):
+        load_manifest(folder)
