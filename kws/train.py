@@ -88,12 +88,19 @@ def load_model(path: str | Path, device: str = "cpu") -> tuple[KeywordModel, Con
     return model, cfg
 
 
-def torch_scorer(model: KeywordModel, cfg: Config, device: str = "cpu"):
+def torch_scorer(model: KeywordModel, cfg: Config, device: str = "cpu",
+                 cache: dict | None = None):
     """A :data:`kws.evaluate.Scorer` running the torch model over a whole recording at once
-    (equal to streaming it: the model is causal and the state starts at zero)."""
+    (equal to streaming it: the model is causal and the state starts at zero). ``cache`` keeps
+    each recording's features by ``id(wave)``, for recordings that stay alive and are scored
+    again (validation, every epoch)."""
     def score(wave: np.ndarray) -> np.ndarray:
-        feats = features_torch(torch.from_numpy(np.ascontiguousarray(wave))[None].to(device),
-                              cfg.frontend)
+        feats = None if cache is None else cache.get(id(wave))
+        if feats is None:
+            feats = features_torch(torch.from_numpy(np.ascontiguousarray(wave))[None].to(device),
+                                   cfg.frontend)
+            if cache is not None:
+                cache[id(wave)] = feats
         feats = crop_to_steps(feats, model.step_frames)
         if feats.shape[1] == 0:  # shorter than one step (the speech embedding reads 0.78 s)
             return np.zeros((0, len(cfg.model.keywords)), dtype=np.float32)
@@ -164,6 +171,7 @@ class Trainer:
         self.val_pos = prepare_positives(val.positives, cfg.model.keywords, noise, VAL_SNR_DB,
                                          seed=cfg.train.seed)
         self.val_neg = val.negatives
+        self.val_features: dict = {}  # features of the val_pos / val_neg waves, computed once
         summary = {"splits": table, "skipped_files": train.skipped + val.skipped,
                    "train_negative_hours": train.negative_seconds() / 3600,
                    "val_negative_hours": val.negative_seconds() / 3600,
@@ -246,8 +254,8 @@ class Trainer:
 
     def validate(self) -> dict:
         self.module.eval()
-        report, _ = evaluate(torch_scorer(self.module, self.cfg, self.device), self.timing,
-                             self.cfg.model.keywords, self.val_pos, self.val_neg)
+        report, _ = evaluate(torch_scorer(self.module, self.cfg, self.device, self.val_features),
+                             self.timing, self.cfg.model.keywords, self.val_pos, self.val_neg)
         target = f"{self.cfg.train.target_fa_per_hour:g}"
         out = {}
         for kw, v in report["keywords"].items():

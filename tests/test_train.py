@@ -136,3 +136,24 @@ def test_select_last_keeps_the_last_epoch(corpus, tmp_path):
     assert all(torch.equal(best["model"][k], last["model"][k]) for k in last["model"])
     with pytest.raises(ValueError, match=r"train.select.*'best'.*\"validation\" or \"last\""):
         load_config(write_config(corpus, select='"best"'))
+
+
+def test_scorer_cache_computes_each_recordings_features_once(monkeypatch):
+    import numpy as np
+
+    from kws import train as train_module
+    from kws.config import Config, ModelConfig
+    from kws.model import KeywordModel
+
+    cfg = Config(model=ModelConfig(keywords=("a",)))
+    model = KeywordModel(cfg.model, cfg.frontend).eval()
+    waves = [np.random.default_rng(i).standard_normal(8000).astype(np.float32) for i in range(3)]
+    plain = [train_module.torch_scorer(model, cfg)(w) for w in waves]
+    calls = []
+    real = train_module.features_torch
+    monkeypatch.setattr(train_module, "features_torch", lambda *a: calls.append(1) or real(*a))
+    cache = {}
+    scorer = train_module.torch_scorer(model, cfg, cache=cache)
+    for _ in range(2):
+        assert all(np.array_equal(scorer(w), p) for w, p in zip(waves, plain))
+    assert len(calls) == 3 and len(cache) == 3
