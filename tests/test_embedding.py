@@ -108,8 +108,8 @@ def embedding_model(tmp_path_factory):
 
 
 def test_model_trains_exports_and_streams_like_offline(embedding_model):
-    from kws.runtime import OnnxModel
     from kws.contract import load_manifest
+    from kws.runtime import OnnxModel
 
     _, result, folder = embedding_model
     assert len(result["history"]) == 3 and all(np.isfinite(r["loss"]) for r in result["history"])
@@ -169,3 +169,10 @@ def test_manifest_names_the_embedding_weights_and_refuses_others(embedding_model
     (folder / "model.json").write_text(json.dumps(raw))
     with pytest.raises(ManifestError, match="trained on another embedding_model.onnx"):
         load_manifest(folder)
+
+
+def test_streams_call_the_model_every_90_ms_by_default(embedding_model, tiny_export):
+    from kws.runtime import OnnxModel
+
+    assert OnnxModel(embedding_model[2]).create_stream().steps_per_call == 1  # 80 ms steps
+    assert OnnxModel(tiny_export).create_stream().steps_per_call == 3  # 30 ms steps
