@@ -248,6 +248,10 @@ class TrainConfig:
         feature_pool: 0 draws fresh sequences for every batch. N > 0 draws N sequences once,
             keeps their features and samples every batch from them: for frontends too slow to
             run on every batch (the speech embedding computes about 40x real time per core).
+        members: 1 trains one model. N > 1 trains N members (seeds seed..seed+N-1, one shared
+            feature pool) in ``member-<i>`` folders and merges them exactly into one model with
+            N times the units that outputs their mean logits (:mod:`kws.ensemble`): fewer rare
+            high-scoring false alarms, N times the training time.
     """
 
     epochs: int = 30
@@ -263,8 +267,10 @@ class TrainConfig:
     target_fa_per_hour: float = 0.5
     seed: int = 0
     feature_pool: int = 0
+    members: int = 1
 
     def __post_init__(self) -> None:
+        _check(1 <= self.members <= 16, "train.members", self.members, "1..16")
         _check(self.feature_pool == 0 or self.feature_pool >= self.batch_size, "train.feature_pool",
                self.feature_pool, f"0 (off) or >= batch_size ({self.batch_size})")
         _check(self.epochs >= 1, "train.epochs", self.epochs, ">= 1")

@@ -147,6 +147,7 @@ class Trainer:
         self.amp = self.device.startswith("cuda")
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.pool: tuple[torch.Tensor, ...] | None = None  # features, labels, start, end
+        self.pool_seed = cfg.train.seed  # ensemble members share the pool of the base seed
         self.history: list[dict] = []
         self.best: tuple[float, float] | None = None
         self.start_epoch = 0
@@ -194,7 +195,7 @@ class Trainer:
         from tqdm import tqdm
 
         n, size = self.cfg.train.feature_pool, self.cfg.train.batch_size
-        rng = np.random.default_rng([self.cfg.train.seed, 777, self.rank])
+        rng = np.random.default_rng([self.pool_seed, 777, self.rank])
         parts = [tuple(t.cpu() for t in self.draw(rng))
                  for _ in tqdm(range(-(-n // size)), desc="feature pool", leave=False,
                                disable=None if progress else True)]
@@ -291,7 +292,7 @@ class Trainer:
     def run(self, resume: bool = False, progress: bool = True) -> dict:
         self.out.mkdir(parents=True, exist_ok=True)
         summary = self.prepare_data()
-        if self.cfg.train.feature_pool:
+        if self.cfg.train.feature_pool and self.pool is None:
             self.build_pool(progress and self.main)
         if resume:
             self.resume()
@@ -388,4 +389,8 @@ def plot_history(history: list[dict], path: Path, target: float) -> None:
 def train(cfg: Config, out_dir: str | Path, resume: bool = False, progress: bool = True,
           device: str | None = None) -> dict:
     """Train a model as configured; see the module docstring. Returns the metrics dict."""
+    if cfg.train.members > 1:
+        from kws.ensemble import train_members
+
+        return train_members(cfg, Path(out_dir), resume, progress, device)
     return Trainer(cfg, Path(out_dir), device).run(resume=resume, progress=progress)
