@@ -35,8 +35,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.keyword:
         from kws.synth import synthetic_config
 
-        cfg = synthetic_config(cfg, args.keyword, out / "synth", args.synth_count,
-                               cfg.train.seed)
+        # the rendering is data: it follows [data] seed, so another training seed (or
+        # ensemble member) reuses it
+        cfg = synthetic_config(cfg, args.keyword, out / "synth", args.synth_count, cfg.data.seed)
     result = train(cfg, out, resume=args.resume, progress=not args.quiet)
     print(json.dumps({"run": str(out), "best_val_miss": result["best"],
                       "parameters": result["parameters"],
@@ -268,7 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--keyword", metavar="PHRASE",
                    help="train for PHRASE from synthetic speech only (made with kws synth into "
-                        "<run>/synth); the config supplies negatives, noise and settings")
+                        "<run>/synth with the [data] seed, reused while it matches); the config "
+                        "supplies negatives, noise and settings")
     p.add_argument("--synth-count", type=int, default=1500,
                    help="synthetic positives for --keyword (default 1500)")
     p.set_defaults(func=cmd_train)

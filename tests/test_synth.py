@@ -199,3 +199,22 @@ def test_train_from_a_phrase_uses_no_real_recording(tmp_path):
 
     result = train(cfg, tmp_path / "run", progress=False)
     assert result["splits"]["smart_mirror"]["train"] > 0
+
+
+def test_train_keyword_renders_with_the_data_seed_not_the_training_seed(tmp_path, monkeypatch):
+    """Another training seed must reuse the rendering (20 minutes for 1500 positives)."""
+    pytest.importorskip("torch", reason="training needs the train extra")
+    import kws.synth
+    import kws.train
+    from kws.cli import main
+    from tests.synthetic import write_config
+
+    path = write_config(tmp_path, seed=7)
+    path.write_text(path.read_text().replace("[data]", "[data]\nseed = 3"))
+    seeds = []
+    monkeypatch.setattr(kws.synth, "synthetic_config",
+                        lambda cfg, phrase, folder, count, seed: seeds.append(seed) or cfg)
+    monkeypatch.setattr(kws.train, "train", lambda cfg, out, **kw: {
+        "best": {}, "parameters": 0, "train_seconds": 0.0})
+    assert main(["train", str(path), "--keyword", "smart mirror", "-o", str(tmp_path / "r")]) == 0
+    assert seeds == [3]
