@@ -31,13 +31,6 @@ from kws.model import KeywordModel
 log = logging.getLogger(__name__)
 
 
-def merged_config(cfg: Config, members: int) -> Config:
-    """The config of the merged model: ``proj_dim`` and ``hidden`` times ``members``."""
-    m = cfg.model
-    return dataclasses.replace(cfg, model=dataclasses.replace(
-        m, proj_dim=m.proj_dim * members, hidden=m.hidden * members))
-
-
 def merge(models: list[KeywordModel], frontend: FrontendConfig) -> KeywordModel:
     """One model whose logits are the mean of the members' logits (see the module docstring);
     ``frontend`` is the members' frontend.
@@ -58,7 +51,8 @@ def merge(models: list[KeywordModel], frontend: FrontendConfig) -> KeywordModel:
     for i, m in enumerate(models):
         w = m.state_dict()
         # W_i (x - m_i)/s_i + b_i  ==  W_i diag(s/s_i) (x - m)/s + b_i + W_i (m - m_i)/s_i
-        ratio, shift = (std / w["feat_std"]).repeat(s), ((mean - w["feat_mean"]) / w["feat_std"]).repeat(s)
+        ratio = (std / w["feat_std"]).repeat(s)
+        shift = ((mean - w["feat_mean"]) / w["feat_std"]).repeat(s)
         rows = slice(i * p, (i + 1) * p)
         sd["proj.weight"][rows] = w["proj.weight"] * ratio
         sd["proj.bias"][rows] = w["proj.bias"] + w["proj.weight"] @ shift
@@ -103,7 +97,7 @@ def train_members(cfg: Config, out: Path, resume: bool, progress: bool,
         pool = trainer.pool
     merged = merge([load_model(out / f"member-{i}", device or "cpu")[0] for i in range(n)],
                    cfg.frontend)
-    judge = Trainer(merged_config(cfg, n), out, device)
+    judge = Trainer(dataclasses.replace(cfg, model=merged.cfg), out, device)
     judge.out.mkdir(parents=True, exist_ok=True)
     summary = judge.prepare_data()
     judge.module.load_state_dict(merged.state_dict())

@@ -9,11 +9,11 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="torch is in the train extra")
 
-from kws.config import FrontendConfig, ModelConfig, load_config  # noqa: E402
-from kws.ensemble import merge  # noqa: E402
-from kws.model import KeywordModel  # noqa: E402
-from kws.train import load_model, train  # noqa: E402
-from tests.synthetic import make_corpus, write_config  # noqa: E402
+from kws.config import FrontendConfig, ModelConfig, load_config
+from kws.ensemble import merge
+from kws.model import KeywordModel
+from kws.train import load_model, train
+from tests.synthetic import make_corpus, write_config
 
 FRONTEND = FrontendConfig()
 CFG = ModelConfig(keywords=("up", "down"), stack_frames=3, proj_dim=8, hidden=6)
