@@ -1,8 +1,9 @@
 """``kws export RUN -o OUTDIR``: float + int8 ONNX, manifest, reference data, verification.
 
 Steps: load the checkpoint -> build the float graph -> quantize -> measure both on the run's
-validation split (the DET curve gives the calibration table and default thresholds; the int8
-miss-rate change is recorded) -> write ``model.json`` -> verify (raises on a broken bound).
+validation split, read with the config's ``[decision]`` rule (the DET curve gives the calibration
+table and default thresholds; the int8 miss-rate change is recorded) -> write ``model.json`` (with
+that rule) -> verify (raises on a broken bound).
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from export.manifest import build_manifest, calibration_table
 from export.quantize import quantize_weights
 from export.verify import REFERENCE, Report, verify_folder
 from kws import data
-from kws.config import Config
+from kws.config import Config, to_dict
 from kws.contract import FLOAT_FILE, INT8_FILE, MANIFEST
 from kws.evaluate import evaluate, miss_at, prepare_positives
 from kws.frontend import features
+from kws.metrics import decided
 from kws.model import count_parameters, macs_per_second
 from kws.runtime.session import OnnxModel
 from kws.train import VAL_SNR_DB, load_model, timing_of
@@ -54,8 +56,9 @@ def validation_report(folder: Path, file: str, cfg: Config, val: data.Clips, noi
     model = OnnxModel(folder, file)
     positives = prepare_positives(val.positives, cfg.model.keywords, noise, VAL_SNR_DB,
                                   seed=cfg.train.seed)
-    return evaluate(model.score_audio, timing_of(cfg), cfg.model.keywords, positives,
-                    val.negatives)
+    rule = cfg.decision
+    return evaluate(decided(model.score_audio, rule.smoothing_steps, rule.min_steps),
+                    timing_of(cfg), cfg.model.keywords, positives, val.negatives)
 
 
 def export_model(source: str | Path, out_dir: str | Path) -> Report:
@@ -93,7 +96,9 @@ def export_model(source: str | Path, out_dir: str | Path) -> Report:
         "calibration": calibration_table(det, cfg.model.keywords),
         "calibration_note": (f"validation split: {int8_report['negative_hours']:.3f} h of "
                              f"negative audio, positives mixed with noise at {VAL_SNR_DB:g} dB; "
-                             "thresholds in 'thresholds' are at <= 0.5 false alarms/hour"),
+                             "thresholds in 'thresholds' are at <= 0.5 false alarms/hour, "
+                             "on scores read with the rule in 'decision'"),
+        "decision": to_dict(cfg.decision),
         "validation": {"float32": summarize(float_report), "int8": summarize(int8_report)},
         "quantization": {"method": "weights (int8 per-column symmetric, float activations)",
                          "miss_rate_change_at_0.5": delta},

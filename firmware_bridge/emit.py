@@ -48,6 +48,12 @@ def model_sources(folder: Path) -> tuple[str, str]:
         raise ValueError(f"{folder}: frontend kind {fe.kind!r} has no C implementation; the "
                          "firmware bridge runs log_mel models only (the speech embedding is a "
                          "1.3 MB float network: use the Python runtime on a Linux-class CPU)")
+    rule = m.decision
+    if (rule.smoothing_steps, rule.min_steps) != (1, 1):
+        raise ValueError(f"{folder}: the model's decision rule (smoothing_steps "
+                         f"{rule.smoothing_steps}, min_steps {rule.min_steps}) has no C "
+                         "implementation; the firmware detector thresholds raw scores: export "
+                         "it from a config with [decision] smoothing_steps = min_steps = 1")
     blob = load_blob(folder)
     hidden, proj = m.state_shape[-1], m.raw["model"]["proj_dim"]
     refractory = int(round(2.0 / m.step_s))

@@ -107,9 +107,10 @@ def add_detector_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-fa-per-hour", type=float,
                    help="pick thresholds from the model's calibration table instead")
     p.add_argument("--refractory", type=float, default=2.0, help="seconds (default 2)")
-    p.add_argument("--smoothing", type=int, default=1, help="moving-average steps (default 1)")
-    p.add_argument("--min-steps", type=int, default=1,
-                   help="consecutive steps at/above the threshold (default 1)")
+    p.add_argument("--smoothing", type=int, help="moving-average steps (default: the model's "
+                   "rule, the one its thresholds were calibrated with; 1 for older models)")
+    p.add_argument("--min-steps", type=int,
+                   help="consecutive steps at/above the threshold (default: the model's rule)")
     p.add_argument("--steps-per-call", type=int, default=None,
                    help="model steps per onnxruntime call; default: about 90 ms of steps (3 of "
                         "a log-mel model's 30 ms, 1 of a speech embedding model's 80 ms), at "
@@ -304,10 +305,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise", type=Path, help="folder of noise mixed into positives")
     p.add_argument("--snr", type=float, default=10.0, help="SNR in dB for --noise (default 10)")
     p.add_argument("--refractory", type=float, default=2.0, help="seconds (default 2)")
-    p.add_argument("--smoothing", type=int, default=1,
-                   help="moving-average steps before the threshold, as in detect (default 1)")
-    p.add_argument("--min-steps", type=int, default=1,
-                   help="consecutive steps at/above the threshold, as in detect (default 1)")
+    p.add_argument("--smoothing", type=int,
+                   help="moving-average steps before the threshold, as in detect (default: "
+                        "each model's own rule; 1 for other engines)")
+    p.add_argument("--min-steps", type=int,
+                   help="consecutive steps at/above the threshold, as in detect (default: "
+                        "each model's own rule; 1 for other engines)")
     p.add_argument("-o", "--out", type=Path, default=Path("eval"), help="report folder")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_eval)

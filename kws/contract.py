@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kws.config import FrontendConfig, build
+from kws.config import DecisionConfig, FrontendConfig, build
 
 FORMAT_VERSION = 1
 MANIFEST = "model.json"
@@ -46,7 +46,9 @@ def sha256_of(path: Path) -> str:
 
 @dataclass(frozen=True)
 class Manifest:
-    """The parsed ``model.json``; ``raw`` keeps every field (metrics, calibration, sources)."""
+    """The parsed ``model.json``; ``raw`` keeps every field (metrics, calibration, sources).
+    ``decision`` is the score rule the thresholds were calibrated with (none before it was
+    recorded)."""
 
     folder: Path
     keywords: tuple[str, ...]
@@ -56,6 +58,7 @@ class Manifest:
     state_shape: tuple[int, ...]
     files: dict[str, dict[str, Any]]
     raw: dict[str, Any]
+    decision: DecisionConfig = DecisionConfig()
 
     def path_of(self, name: str) -> Path:
         return self.folder / name
@@ -100,7 +103,8 @@ def load_manifest(folder: str | Path, check_files: bool = True) -> Manifest:
         frontend = build(FrontendConfig, raw["frontend"], "frontend")
         manifest = Manifest(folder, tuple(raw["keywords"]), frontend, int(raw["step_frames"]),
                             float(raw["step_s"]), tuple(int(x) for x in raw["state_shape"]),
-                            dict(raw["files"]), raw)
+                            dict(raw["files"]), raw,
+                            build(DecisionConfig, raw.get("decision", {}), "decision"))
     except (TypeError, ValueError) as e:
         raise ManifestError(f"{path}: bad value ({e})") from e
     if check_files:

@@ -18,10 +18,10 @@ import numpy as np
 
 from kws import data
 from kws.audio import find_audio, load_many
-from kws.config import Config
+from kws.config import Config, DecisionConfig, to_dict
 from kws.evaluate import (FA_TARGETS, Scorer, Timing, evaluate, evaluate_stream, plot_det,
                           prepare_positives, write_report)
-from kws.metrics import decision_track
+from kws.metrics import decided
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,7 @@ class Engine:
     scorer: Scorer
     config: Config | None = None
     new_stream: Callable | None = None  # streaming form (accept(int16) -> scores), for bench
+    decision: DecisionConfig = DecisionConfig()  # the rule ``scorer`` should be read with
 
 
 def load_engine(spec: str) -> Engine:
@@ -59,19 +60,21 @@ def load_engine(spec: str) -> Engine:
 
         model, cfg = load_model(path)
         return Engine(str(path), cfg.model.keywords, timing_of(cfg), torch_scorer(model, cfg),
-                      cfg)
+                      cfg, decision=cfg.decision)
     raise FileNotFoundError(f"{spec}: not a checkpoint (.pt), a run folder with best.pt, or an "
                             "exported model folder with model.json")
 
 
-def with_decision(engine: Engine, smoothing_steps: int, min_steps: int) -> Engine:
+def with_decision(engine: Engine, smoothing_steps: int | None, min_steps: int | None
+                  ) -> Engine:
     """``engine`` scoring through :func:`kws.metrics.decision_track`, so that its events are
-    those of ``kws detect --smoothing S --min-steps M``."""
-    if smoothing_steps == min_steps == 1:
-        return engine
-    raw = engine.scorer
-    return replace(engine, scorer=lambda wave: decision_track(raw(wave), smoothing_steps,
-                                                              min_steps))
+    those of ``kws detect --smoothing S --min-steps M``; a setting that is None is the engine's
+    own (a model's calibrated rule, 1 for other engines). The result's ``decision`` is the rule
+    applied, and its scorer applies no further one."""
+    own = engine.decision
+    rule = DecisionConfig(smoothing_steps or own.smoothing_steps, min_steps or own.min_steps)
+    scorer = decided(engine.scorer, rule.smoothing_steps, rule.min_steps)
+    return replace(engine, scorer=scorer, decision=rule)
 
 
 def parse_ranges(specs: list[str]) -> dict[str, tuple[int, int]]:
@@ -150,7 +153,7 @@ def run_eval(args: argparse.Namespace) -> list[dict]:
         bar = progress_bar(engine.name[-30:])
         report, det = evaluate(engine.scorer, engine.timing, engine.keywords, own, negatives,
                                args.refractory, FA_TARGETS, progress=bar)
-        report.update(engine=engine.name, sources=sources, decision=decision(args))
+        report.update(engine=engine.name, sources=sources, decision=to_dict(engine.decision))
         folder = args.out / f"{i}-{safe_name(engine.name)}"
         write_report(report, det, engine.keywords, folder, title=engine.name)
         for j, kw in enumerate(engine.keywords):
@@ -162,10 +165,6 @@ def run_eval(args: argparse.Namespace) -> list[dict]:
     (args.out / "summary.md").write_text(markdown_table(reports))
     (args.out / "summary.json").write_text(summary_json(reports))
     return reports
-
-
-def decision(args: argparse.Namespace) -> dict[str, int]:
-    return {"smoothing_steps": args.smoothing, "min_steps": args.min_steps}
 
 
 def progress_bar(name: str):
@@ -192,7 +191,7 @@ def run_stream_eval(args: argparse.Namespace, engines: list[Engine]) -> list[dic
         report, det = evaluate_stream(engine.scorer, engine.timing, args.keyword,
                                       engine.keywords.index(args.keyword), str(args.stream),
                                       wave, labels, args.refractory)
-        report.update(engine=engine.name, decision=decision(args))
+        report.update(engine=engine.name, decision=to_dict(engine.decision))
         write_report(report, det, (args.keyword,), args.out / f"{i}-{safe_name(engine.name)}",
                      title=engine.name)
         curves[engine.name] = (det.fa_per_hour[:, 0], det.miss_rate[:, 0])
@@ -221,9 +220,12 @@ def markdown_table(reports: list[dict]) -> str:
             rows.append(f"| {safe_name(r['engine'])} | {kw} | {r['positive_clips'][kw]} | "
                         + " | ".join(miss) + f" | {delay} | {r['real_time_factor']:.4f} |")
     neg = reports[0]
+    rules = {rule_text(r.get("decision")) for r in reports}
+    rule = rules.pop() if len(rules) == 1 else "; ".join(
+        f"{safe_name(r['engine'])}: {rule_text(r.get('decision'))}" for r in reports)
     foot = (f"\nNegatives: {neg['negative_hours']:.2f} h in {neg['negative_files']} files. "
             f"{neg['event_rule']}; refractory {neg['refractory_s']} s; "
-            + rule_text(neg.get("decision")) + ". Real-time factor: CPU "
+            + rule + ". Real-time factor: CPU "
             "seconds per second of negative audio, offline scoring in this process.\n")
     return head + "\n".join(rows) + "\n" + foot
 

@@ -10,6 +10,7 @@ previous event.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -60,11 +61,21 @@ def decision_track(scores: np.ndarray, smoothing_steps: int = 1, min_steps: int 
                          "allowed: >= 1")
     out = np.asarray(scores, dtype=np.float64)
     for width, reduce in ((smoothing_steps, np.mean), (min_steps, np.min)):
-        if width > 1:
+        if width > 1 and len(out):
             padded = np.concatenate([np.zeros((width - 1, out.shape[1])), out])
             windows = np.lib.stride_tricks.sliding_window_view(padded, width, axis=0)
             out = reduce(windows, axis=-1)
     return out
+
+
+def decided(scorer: Callable[[np.ndarray], np.ndarray], smoothing_steps: int = 1,
+            min_steps: int = 1) -> Callable[[np.ndarray], np.ndarray]:
+    """``scorer`` (audio -> ``(steps, K)`` scores from a fresh stream) followed by
+    :func:`decision_track`; ``scorer`` itself when both settings are 1."""
+    decision_track(np.zeros((0, 1)), smoothing_steps, min_steps)  # check the settings now
+    if smoothing_steps == min_steps == 1:
+        return scorer
+    return lambda wave: decision_track(scorer(wave), smoothing_steps, min_steps)
 
 
 def count_events(tracks: list[np.ndarray], thresholds: np.ndarray, refractory: int) -> np.ndarray:

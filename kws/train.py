@@ -35,6 +35,7 @@ from kws import augment, data
 from kws.config import Config, config_from_dict, to_dict
 from kws.evaluate import Timing, evaluate, prepare_positives
 from kws.frontend import features_torch
+from kws.metrics import decided
 from kws.model import KeywordModel, count_parameters, crop_to_steps, macs_per_second
 from kws.sequences import SequenceMaker
 
@@ -255,8 +256,11 @@ class Trainer:
 
     def validate(self) -> dict:
         self.module.eval()
-        report, _ = evaluate(torch_scorer(self.module, self.cfg, self.device, self.val_features),
-                             self.timing, self.cfg.model.keywords, self.val_pos, self.val_neg)
+        rule = self.cfg.decision
+        scorer = decided(torch_scorer(self.module, self.cfg, self.device, self.val_features),
+                         rule.smoothing_steps, rule.min_steps)
+        report, _ = evaluate(scorer, self.timing, self.cfg.model.keywords, self.val_pos,
+                             self.val_neg)
         target = f"{self.cfg.train.target_fa_per_hour:g}"
         out = {}
         for kw, v in report["keywords"].items():

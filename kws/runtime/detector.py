@@ -2,12 +2,14 @@
 
 The detector never sees audio. It consumes ``(steps, K)`` score blocks in stream order and emits
 :class:`Detection` events. With ``smoothing_steps=1`` and ``min_steps=1`` it applies exactly the
-event rule of :mod:`kws.metrics` used by ``kws eval``.
+event rule of :mod:`kws.metrics` used by ``kws eval``; with others, that rule on
+:func:`kws.metrics.decision_track`. Unless told otherwise, a detector made from a model uses the
+model's own rule (the manifest's ``"decision"``), the one its thresholds were calibrated with.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping, Optional
 
 import numpy as np
@@ -43,16 +45,17 @@ class DetectorConfig:
             the lowest one in the model's calibration table whose false alarms per hour are
             within it.
         refractory_s: no second event of the same keyword within this time.
-        smoothing_steps: moving average over this many steps (1 = none).
+        smoothing_steps: moving average over this many steps (1 = none; None = the model's
+            rule, see :meth:`Detector.from_manifest`, else 1).
         min_steps: the smoothed score must stay at or above the threshold this many consecutive
-            steps.
+            steps (None: as ``smoothing_steps``).
     """
 
     thresholds: Mapping[str, float] = field(default_factory=dict)
     max_fa_per_hour: Optional[float] = None
     refractory_s: float = 2.0
-    smoothing_steps: int = 1
-    min_steps: int = 1
+    smoothing_steps: Optional[int] = None
+    min_steps: Optional[int] = None
 
     def __post_init__(self) -> None:
         for kw, t in self.thresholds.items():
@@ -62,9 +65,10 @@ class DetectorConfig:
             raise ValueError(f"max_fa_per_hour is {self.max_fa_per_hour}; allowed: > 0")
         if self.refractory_s < 0:
             raise ValueError(f"refractory_s is {self.refractory_s}; allowed: >= 0")
-        if self.smoothing_steps < 1 or self.min_steps < 1:
-            raise ValueError(f"smoothing_steps={self.smoothing_steps}, min_steps="
-                             f"{self.min_steps}; allowed: >= 1")
+        for name in ("smoothing_steps", "min_steps"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name}={value}; allowed: >= 1, or None for the model's rule")
 
 
 def threshold_for_budget(table: Mapping[str, list], max_fa_per_hour: float) -> float:
@@ -88,7 +92,8 @@ class Detector:
                  cfg: DetectorConfig = DetectorConfig(), step_frames: int = 3,
                  hop_s: float = 0.010, window_s: float = 0.025) -> None:
         self.keywords = tuple(keywords)
-        self.cfg = cfg
+        self.cfg = replace(cfg, smoothing_steps=cfg.smoothing_steps or 1,
+                           min_steps=cfg.min_steps or 1)
         # float64, like kws.metrics: the same score meets the same threshold in eval and here
         self.thresholds = np.array([thresholds[kw] for kw in self.keywords], dtype=np.float64)
         self._timing = (step_frames, hop_s, window_s)
@@ -99,7 +104,11 @@ class Detector:
     @classmethod
     def from_manifest(cls, manifest, cfg: DetectorConfig = DetectorConfig()) -> "Detector":
         """Thresholds from ``cfg`` (explicit, or a false-alarm budget via the manifest's
-        calibration table) falling back to the manifest's defaults."""
+        calibration table) falling back to the manifest's defaults; smoothing and min_steps
+        from ``cfg`` where set, else the manifest's decision rule."""
+        rule = manifest.decision
+        cfg = replace(cfg, smoothing_steps=cfg.smoothing_steps or rule.smoothing_steps,
+                      min_steps=cfg.min_steps or rule.min_steps)
         thresholds = dict(manifest.thresholds)
         if cfg.max_fa_per_hour is not None:
             table = manifest.calibration

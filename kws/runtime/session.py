@@ -94,4 +94,5 @@ def load_exported_engine(folder: Path, file: str | None = None):
     model = OnnxModel(folder, file)
     fe = model.manifest.frontend
     timing = Timing(model.step_frames, fe.hop_ms / 1000, fe.window_ms / 1000)
-    return Engine(f"{folder}/{model.file}", model.keywords, timing, model.score_audio)
+    return Engine(f"{folder}/{model.file}", model.keywords, timing, model.score_audio,
+                  decision=model.manifest.decision)

@@ -1,0 +1,109 @@
+"""The model's decision rule ([decision] -> manifest "decision"): export calibrates with it and
+detect, eval and the firmware bridge read it."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from kws.config import ConfigError, DecisionConfig, config_from_dict
+from kws.contract import INT8_FILE, MANIFEST, ManifestError, load_manifest
+
+RULE = {"smoothing_steps": 3, "min_steps": 1}
+
+
+@pytest.fixture(scope="module")
+def smoothed_export(tiny_run, tmp_path_factory):
+    """The tiny run's weights with ``[decision] smoothing_steps = 3``, exported."""
+    import torch
+
+    from export.exporter import export_model
+
+    run = tmp_path_factory.mktemp("smoothed-run")
+    state = torch.load(tiny_run[1] / "best.pt", weights_only=False)
+    state["config"]["decision"] = RULE
+    torch.save(state, run / "best.pt")
+    out = tmp_path_factory.mktemp("smoothed-model")
+    export_model(run, out)
+    return out
+
+
+def kws(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kws.cli", *map(str, args)],
+                          capture_output=True, text=True, check=False)
+
+
+def test_config_and_manifest_errors_name_the_value(tiny_export, tmp_path):
+    with pytest.raises(ConfigError, match=r"decision\.smoothing_steps = 0 is not allowed; "
+                                          r"expected an integer 1\.\.50"):
+        config_from_dict({"decision": {"smoothing_steps": 0}})
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['window'\] in \[decision\]"):
+        config_from_dict({"decision": {"window": 3}})
+    broken = tmp_path / "m"
+    shutil.copytree(tiny_export, broken)
+    raw = json.loads((broken / MANIFEST).read_text())
+    raw["decision"] = {"smoothing_steps": 2.5, "min_steps": 1}
+    (broken / MANIFEST).write_text(json.dumps(raw))
+    with pytest.raises(ManifestError, match=r"decision\.smoothing_steps = 2\.5"):
+        load_manifest(broken)
+
+
+def test_export_records_the_rule_and_calibrates_with_it(tiny_export, smoothed_export):
+    from kws.runtime import Detector, DetectorConfig
+
+    plain, smoothed = load_manifest(tiny_export), load_manifest(smoothed_export)
+    assert plain.decision == DecisionConfig() and "decision" in plain.raw
+    assert smoothed.decision == DecisionConfig(**RULE) and smoothed.raw["decision"] == RULE
+    # same weights, so the same graphs; only the calibration differs
+    assert smoothed.files[INT8_FILE]["sha256"] == plain.files[INT8_FILE]["sha256"]
+    assert smoothed.calibration["up"]["fa_per_hour"] != plain.calibration["up"]["fa_per_hour"]
+    assert Detector.from_manifest(smoothed).cfg.smoothing_steps == 3
+    assert Detector.from_manifest(smoothed, DetectorConfig(smoothing_steps=1)).cfg.smoothing_steps \
+        == 1
+    assert Detector.from_manifest(plain).cfg.smoothing_steps == 1
+
+
+def test_detect_and_eval_apply_the_models_rule(tiny_run, tiny_export, smoothed_export, tmp_path):
+    root = tiny_run[0]
+    clip = root / "keywords" / "up" / "30.wav"
+    fixed = ["--threshold", "up=0.2", "--threshold", "down=0.5"]  # the defaults differ
+    own = kws("detect", "--model", smoothed_export, clip, *fixed)
+    given = kws("detect", "--model", tiny_export, clip, *fixed, "--smoothing", 3)
+    raw = kws("detect", "--model", tiny_export, clip, *fixed)
+    assert own.returncode == given.returncode == raw.returncode == 0, own.stderr + given.stderr
+    events = [json.loads(line) for line in own.stdout.splitlines()]
+    assert any(e.get("keyword") == "up" for e in events), own.stdout
+    assert own.stdout == given.stdout != raw.stdout
+
+    reports = []
+    for model, extra in ((smoothed_export, []), (tiny_export, ["--smoothing", 3])):
+        out = tmp_path / f"eval{len(reports)}"
+        proc = kws("eval", "--model", model, "--positive", f"up={root / 'keywords' / 'up'}",
+                   "--negatives", root / "negatives", "-o", out, *extra)
+        assert proc.returncode == 0, proc.stderr
+        reports.append(json.loads((out / "0-model.int8.onnx" / "report.json").read_text()))
+        assert "scores averaged over 3 steps" in (out / "summary.md").read_text()
+    assert reports[0]["decision"] == reports[1]["decision"] == RULE
+    assert reports[0]["keywords"] == reports[1]["keywords"]
+
+
+def test_firmware_refuses_a_rule_it_cannot_run(smoothed_export):
+    from firmware_bridge.emit import model_sources
+
+    with pytest.raises(ValueError, match=r"decision rule \(smoothing_steps 3, min_steps 1\) has "
+                                         r"no C implementation"):
+        model_sources(smoothed_export)
+
+
+def test_decided_scorer_smooths_and_checks_its_settings():
+    from kws.metrics import decided
+
+    scores = np.array([[0.0], [0.9], [0.0], [0.0]])
+    assert decided(lambda wave: scores, 1, 1)(None) is scores
+    np.testing.assert_allclose(decided(lambda wave: scores, 2, 1)(None).ravel(),
+                               [0.0, 0.45, 0.45, 0.0])
+    with pytest.raises(ValueError, match=r"smoothing_steps=0"):
+        decided(lambda wave: scores, 0, 1)
