@@ -234,8 +234,11 @@ def rule_text(decision: dict | None) -> str:
     """How raw scores became the event track (``kws detect``'s options)."""
     if not decision or decision["smoothing_steps"] == decision["min_steps"] == 1:
         return "raw scores"
-    return (f"scores averaged over {decision['smoothing_steps']} steps, at the threshold for "
-            f"{decision['min_steps']} steps in a row")
+    text = ("raw scores" if decision["smoothing_steps"] == 1
+            else f"scores averaged over {decision['smoothing_steps']} steps")
+    if decision["min_steps"] > 1:
+        text += f", at the threshold for {decision['min_steps']} steps in a row"
+    return text
 
 
 def percent(rate: float | None) -> str:

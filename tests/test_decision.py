@@ -85,7 +85,7 @@ def test_detect_and_eval_apply_the_models_rule(tiny_run, tiny_export, smoothed_e
                    "--negatives", root / "negatives", "-o", out, *extra)
         assert proc.returncode == 0, proc.stderr
         reports.append(json.loads((out / "0-model.int8.onnx" / "report.json").read_text()))
-        assert "scores averaged over 3 steps" in (out / "summary.md").read_text()
+        assert "scores averaged over 3 steps. Real-time" in (out / "summary.md").read_text()
     assert reports[0]["decision"] == reports[1]["decision"] == RULE
     assert reports[0]["keywords"] == reports[1]["keywords"]
 
