@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +58,7 @@ class Manifest:
     state_shape: tuple[int, ...]
     files: dict[str, dict[str, Any]]
     raw: dict[str, Any]
-    decision: DecisionConfig = DecisionConfig()
+    decision: DecisionConfig = field(default_factory=DecisionConfig)
 
     def path_of(self, name: str) -> Path:
         return self.folder / name

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -36,7 +36,7 @@ class Engine:
     scorer: Scorer
     config: Config | None = None
     new_stream: Callable | None = None  # streaming form (accept(int16) -> scores), for bench
-    decision: DecisionConfig = DecisionConfig()  # the rule ``scorer`` should be read with
+    decision: DecisionConfig = field(default_factory=DecisionConfig)  # how to read ``scorer``
 
 
 def load_engine(spec: str) -> Engine:

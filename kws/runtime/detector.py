@@ -54,8 +54,8 @@ class DetectorConfig:
     thresholds: Mapping[str, float] = field(default_factory=dict)
     max_fa_per_hour: Optional[float] = None
     refractory_s: float = 2.0
-    smoothing_steps: Optional[int] = None
-    min_steps: Optional[int] = None
+    smoothing_steps: int | None = None
+    min_steps: int | None = None
 
     def __post_init__(self) -> None:
         for kw, t in self.thresholds.items():
