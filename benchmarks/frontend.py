@@ -20,9 +20,9 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-from kws.config import SPEECH_EMBEDDING, FrontendConfig  # noqa: E402
-from kws.contract import load_manifest  # noqa: E402
-from kws.frontend import streaming_frontend  # noqa: E402
+from kws.core.config import SPEECH_EMBEDDING, FrontendConfig  # noqa: E402
+from kws.core.contract import load_manifest  # noqa: E402
+from kws.features import streaming_frontend  # noqa: E402
 from kws.runtime import default_model_dir  # noqa: E402
 
 FRONTENDS = {"log_mel": load_manifest(default_model_dir()).frontend,

@@ -19,18 +19,18 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from kws.export.exporter import validation_report
+from kws.export.graph import build_graph, weights_from_model
+from kws.export.manifest import build_manifest
+from kws.export.quantize import quantize_weights, quantize_with_onnxruntime
 from onnx import numpy_helper
 
-from export.exporter import validation_report
-from export.graph import build_graph, weights_from_model
-from export.manifest import build_manifest
-from export.quantize import quantize_weights, quantize_with_onnxruntime
-from kws import data
-from kws.contract import FLOAT_FILE, MANIFEST
-from kws.evaluate import miss_at
-from kws.frontend import log_mel
+from kws.core.contract import FLOAT_FILE, MANIFEST
+from kws.data import corpora as data
+from kws.features.logmel import log_mel
+from kws.metrics.evaluate import miss_at
 from kws.runtime import OnnxModel
-from kws.train import load_model
+from kws.train.checkpoint import load_model
 
 
 def float_weight_share(path: Path) -> float:

@@ -3,37 +3,45 @@
 Steps: load the checkpoint -> build the float graph -> quantize -> measure both on the run's
 validation split, read with the config's ``[decision]`` rule (the DET curve gives the calibration
 table and default thresholds; the int8 miss-rate change is recorded) -> write ``model.json`` (with
-that rule) -> verify (raises on a broken bound).
+that rule) -> verify.
+
+The export is atomic: everything is written to a temporary folder beside ``OUTDIR`` and renamed
+to ``OUTDIR`` only after verification passes, so an interrupted or failed export never leaves a
+folder that ``kws detect`` would load. A failed verification keeps the files in
+``OUTDIR.failed`` for inspection (never loadable: its manifest is renamed).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import onnx
 import torch
+from kws.export.graph import build_graph, weights_from_model
+from kws.export.manifest import build_manifest, calibration_table
+from kws.export.quantize import quantize_weights
+from kws.export.verify import REFERENCE, Report, verify_folder
 
-from export.graph import build_graph, weights_from_model
-from export.manifest import build_manifest, calibration_table
-from export.quantize import quantize_weights
-from export.verify import REFERENCE, Report, verify_folder
-from kws import data
-from kws.config import Config, to_dict
-from kws.contract import FLOAT_FILE, INT8_FILE, MANIFEST
-from kws.evaluate import evaluate, miss_at, prepare_positives
-from kws.frontend import features
-from kws.metrics import decided
-from kws.model import count_parameters, macs_per_second
-from kws.runtime.session import OnnxModel
-from kws.train import VAL_SNR_DB, load_model, timing_of
+from kws.core.config import Config
+from kws.core.contract import FLOAT_FILE, INT8_FILE, MANIFEST
+from kws.core.timing import Timing
+from kws.data import corpora
+from kws.features import features
+from kws.metrics.evaluate import VAL_SNR_DB, evaluate, miss_at, prepare_positives
+from kws.runtime import OnnxModel
+from kws.train.checkpoint import load_model
+from kws.train.model import count_parameters, macs_per_second
 
 log = logging.getLogger(__name__)
 
 REFERENCE_S = 6.0  # seconds of features compared between torch and ONNX
 DEFAULT_TARGET = 0.5
+UNVERIFIED = "model.unverified.json"  # the manifest of a folder whose verification failed
 
 
 class VerificationError(RuntimeError):
@@ -52,66 +60,90 @@ def reference_features(clips: list[np.ndarray], cfg: Config) -> np.ndarray:
     return np.ascontiguousarray(feats)
 
 
-def validation_report(folder: Path, file: str, cfg: Config, val: data.Clips, noise):
+def validation_report(folder: Path, file: str, cfg: Config, val: corpora.Clips, noise):
+    """(report, DET) of one exported file on the validation split, read with the run's rule."""
     model = OnnxModel(folder, file)
     positives = prepare_positives(val.positives, cfg.model.keywords, noise, VAL_SNR_DB,
                                   seed=cfg.train.seed)
-    rule = cfg.decision
-    return evaluate(decided(model.score_audio, rule.smoothing_steps, rule.min_steps),
-                    timing_of(cfg), cfg.model.keywords, positives, val.negatives)
+    return evaluate(model.score_audio, Timing.of(cfg.frontend, cfg.model.stack_frames),
+                    cfg.model.keywords, positives, val.negatives, cfg.decision)
 
 
 def export_model(source: str | Path, out_dir: str | Path) -> Report:
     """Export a run folder or checkpoint; see the module docstring.
 
     Raises:
-        VerificationError: a verification bound is broken (files are kept for inspection).
+        VerificationError: a verification bound is broken (files kept in ``OUTDIR.failed``).
+        FileExistsError: ``out_dir`` holds files and is not an exported model folder.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not (out / MANIFEST).is_file() and any(out.iterdir()):
+        raise FileExistsError(f"{out} exists and is not an exported model folder; choose a new "
+                              "output folder")
     model, cfg = load_model(source)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        report = write_files(model, cfg, work)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    if not report.ok:
+        (work / MANIFEST).rename(work / UNVERIFIED)
+        failed = out.with_name(out.name + ".failed")
+        shutil.rmtree(failed, ignore_errors=True)
+        work.rename(failed)
+        raise VerificationError(f"{report}\nfiles kept for inspection in {failed}")
+    if out.exists():
+        shutil.rmtree(out)
+    work.rename(out)
+    return report
+
+
+def write_files(model, cfg: Config, out: Path) -> Report:
+    """Write and verify every file of the export into ``out``; the verification report."""
     float_graph = build_graph(weights_from_model(model), name="kws-" + "-".join(
         cfg.model.keywords))
     onnx.save(float_graph, str(out / FLOAT_FILE))
     onnx.save(quantize_weights(float_graph), str(out / INT8_FILE))
 
-    utts = data.collect(cfg)
-    val = data.load_split(utts, "val", cfg.model.keywords, cfg.frontend.sample_rate)
-    noise = data.load_noise(cfg)
+    utts = corpora.collect(cfg)
+    val = corpora.load_split(utts, "val", cfg.model.keywords, cfg.frontend.sample_rate)
+    noise = corpora.load_noise(cfg)
     clips = [w for kw in cfg.model.keywords for _, w in val.positives[kw]]
     feats = reference_features(clips + [w for _, w in val.negatives], cfg)
     with torch.no_grad():
         torch_scores, _ = model.scores(torch.from_numpy(feats)[None])
     np.savez_compressed(out / REFERENCE, features=feats, torch_scores=torch_scores[0].numpy())
 
-    # a provisional manifest lets OnnxModel load the files for the validation runs
+    # a provisional manifest lets OnnxModel load the files for the validation runs (in the
+    # temporary folder, which nothing else loads)
     (out / MANIFEST).write_text(json.dumps(build_manifest(out, cfg, [FLOAT_FILE, INT8_FILE], {})))
     float_report, _ = validation_report(out, FLOAT_FILE, cfg, val, noise)
     int8_report, det = validation_report(out, INT8_FILE, cfg, val, noise)
     delta = miss_at(int8_report, DEFAULT_TARGET) - miss_at(float_report, DEFAULT_TARGET)
+    hours = int8_report["negative_hours"]
     extra = {
         "parameters": count_parameters(model),
         "macs_per_second": macs_per_second(cfg.model, cfg.frontend),
         "thresholds": {kw: v["operating_threshold"] for kw, v in int8_report["keywords"].items()},
         "calibration": calibration_table(det, cfg.model.keywords),
-        "calibration_note": (f"validation split: {int8_report['negative_hours']:.3f} h of "
-                             f"negative audio, positives mixed with noise at {VAL_SNR_DB:g} dB; "
-                             "thresholds in 'thresholds' are at <= 0.5 false alarms/hour, "
-                             "on scores read with the rule in 'decision'"),
-        "decision": to_dict(cfg.decision),
+        "calibration_hours": hours,
+        "calibration_note": (f"validation split: {hours:.3f} h of negative audio (one false "
+                             f"alarm = {1 / hours:.3g} FA/h), positives mixed with noise at "
+                             f"{VAL_SNR_DB:g} dB; thresholds in 'thresholds' are at <= 0.5 false "
+                             "alarms/hour, on scores read with the rule in 'decision'"),
         "validation": {"float32": summarize(float_report), "int8": summarize(int8_report)},
         "quantization": {"method": "weights (int8 per-column symmetric, float activations)",
                          "miss_rate_change_at_0.5": delta},
     }
     manifest = build_manifest(out, cfg, [FLOAT_FILE, INT8_FILE], extra)
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
-    report = verify_folder(out, miss_delta=delta)
-    if not report.ok:
-        raise VerificationError(str(report))
-    return report
+    return verify_folder(out, miss_delta=delta)
 
 
 def summarize(report: dict) -> dict:
+    """The validation figures the manifest keeps."""
     return {"negative_hours": report["negative_hours"],
             "positive_clips": report["positive_clips"],
             "miss_rate": {kw: {t: p["miss_rate"] for t, p in v["at_fa_per_hour"].items()}

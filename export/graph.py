@@ -2,7 +2,7 @@
 
 The GRU is written out as MatMul/Add/Sigmoid/Tanh inside a ``Scan`` over model steps (not the
 built-in ``GRU`` op, which onnxruntime cannot quantize), so every weight matrix is a plain
-initializer that :mod:`export.quantize` can store as int8:
+initializer that :mod:`kws.export.quantize` can store as int8:
 
     features (1,T,M) -Reshape-> (N, S*M) -MatMul,Add,Relu-> (N,P) -MatMul,Add-> gate inputs (N,3H)
     Scan over N with state h (1,H):
@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from kws.contract import INPUT_FEATURES, INPUT_STATE, OPSET, OUTPUT_SCORES, OUTPUT_STATE
+from kws.core.contract import INPUT_FEATURES, INPUT_STATE, OPSET, OUTPUT_SCORES, OUTPUT_STATE
 
 MATRICES = ("proj_w", "ih_w", "hh_w", "out_w")
 

@@ -1,4 +1,4 @@
-"""The manifest (``model.json``) written beside the ONNX files; read by :mod:`kws.contract`."""
+"""The manifest (``model.json``) written beside the ONNX files; read by :mod:`kws.core.contract`."""
 
 from __future__ import annotations
 
@@ -6,10 +6,17 @@ from pathlib import Path
 
 import numpy as np
 
-from kws.config import Config, to_dict
-from kws.contract import (FORMAT_VERSION, INPUT_FEATURES, INPUT_STATE, OPSET, OUTPUT_SCORES,
-                          OUTPUT_STATE, sha256_of)
-from kws.metrics import Det
+from kws.core.config import Config, to_dict
+from kws.core.contract import (
+    FORMAT_VERSION,
+    INPUT_FEATURES,
+    INPUT_STATE,
+    OPSET,
+    OUTPUT_SCORES,
+    OUTPUT_STATE,
+    sha256_of,
+)
+from kws.metrics.det import Det
 
 # Licences of the corpora this project knows, by a folder name in the source path.
 KNOWN_LICENSES = {
@@ -65,6 +72,7 @@ def build_manifest(folder: Path, cfg: Config, files: list[str], extra: dict) -> 
         "model": to_dict(cfg.model),
         "files": {name: {"sha256": sha256_of(folder / name),
                          "bytes": (folder / name).stat().st_size} for name in files},
+        "decision": cfg.decision.settings(),
         "data_sources": data_sources(cfg),
         **frontend_weights(cfg),
         **extra,
@@ -76,7 +84,7 @@ def frontend_weights(cfg: Config) -> dict:
     which the runtime checks its own copies against."""
     if cfg.frontend.kind != "speech_embedding":
         return {}
-    from kws import embedding
+    from kws.features import embedding
 
     return {"frontend_weights": {
         "files": {name: sha256_of(embedding.FILES / name) for name in embedding.GRAPHS},

@@ -4,9 +4,9 @@ Three methods, compared by ``benchmarks/quantization.py`` (figures in the README
 
 * ``weights`` (the default, ours): every weight matrix stored as int8 with one symmetric scale per
   output column, restored by ``DequantizeLinear`` nodes that onnxruntime folds into constants when
-  the session loads (see ``kws.contract.SESSION_CONFIG``). All four matrices are int8, including the
-  GRU's recurrent one inside the ``Scan`` body; activations stay float32. The firmware bridge reads
-  the same int8 values and scales.
+  the session loads (see ``kws.core.contract.SESSION_CONFIG``). All four matrices are int8,
+  including the GRU's recurrent one inside the ``Scan`` body; activations stay float32. The
+  firmware bridge reads the same int8 values and scales.
 * ``dynamic``: onnxruntime's ``quantize_dynamic``. It does not reach into the ``Scan`` body, so the
   recurrent matrix (half the weights) stays float32, and the per-call activation quantization is
   slower on this small model.
@@ -20,10 +20,10 @@ from typing import Iterator
 
 import numpy as np
 import onnx
+from kws.export.graph import MATRICES
 from onnx import helper, numpy_helper
 
-from export.graph import MATRICES
-from kws.contract import INPUT_FEATURES, INPUT_STATE
+from kws.core.contract import INPUT_FEATURES, INPUT_STATE
 
 METHODS = ("weights", "dynamic", "static")
 
@@ -72,8 +72,12 @@ def quantize_with_onnxruntime(float_path: Path, out_path: Path, method: str,
     Args:
         calibration: ``(1, T, n_mels)`` feature arrays of real audio (``static`` only).
     """
-    from onnxruntime.quantization import (CalibrationDataReader, QuantType, quantize_dynamic,
-                                          quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
 
     if method == "dynamic":
         quantize_dynamic(str(float_path), str(out_path), weight_type=QuantType.QInt8)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kws.contract import FLOAT_FILE, INT8_FILE
-from kws.runtime.session import OnnxModel
+from kws.core.contract import FLOAT_FILE, INT8_FILE
+from kws.runtime import OnnxModel
 
 REFERENCE = "verify.npz"
 TORCH_TOL = 1e-4

@@ -12,8 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from firmware_bridge.tensors import crc32
+from kws.firmware.tensors import crc32
 
 SOF = b"\xa5\x5a"
 MAX_PAYLOAD = 4096

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from kws.firmware.onnx_reader import read_initializers
 
-from kws.contract import INT8_FILE, Manifest
+from kws.core.contract import INT8_FILE, Manifest, load_manifest
 
 MAGIC, VERSION = 0x4D53574B, 1
 LAYERS = ("proj", "ih", "hh", "out")
@@ -43,20 +44,40 @@ class Tensors:
 
 
 def read_tensors(manifest: Manifest) -> Tensors:
-    """Weights, scales and biases from the manifest's folder's int8 ONNX file."""
-    import onnx
-    from onnx import numpy_helper
+    """Weights, scales and biases from the manifest's folder's int8 ONNX file, checked against
+    each other and the manifest (bands per step, keywords, state size).
 
-    model = onnx.load(str(manifest.path_of(INT8_FILE)))
-    arrays = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-    missing = [f"{n}_w_int8" for n in LAYERS if f"{n}_w_int8" not in arrays]
+    Raises:
+        ValueError: the file lacks int8 weights or their shapes do not fit together.
+    """
+    path = manifest.path_of(INT8_FILE)
+    arrays = read_initializers(path)
+    names = [f"{n}_{part}" for n in LAYERS for part in ("w_int8", "w_scale", "b")]
+    missing = [name for name in names if name not in arrays]
     if missing:
-        raise ValueError(f"{manifest.path_of(INT8_FILE)}: no int8 weights {missing}; export it "
-                         "with the default 'weights' quantization")
-    thresholds = np.array([manifest.thresholds[k] for k in manifest.keywords], np.float32)
-    return Tensors({n: np.ascontiguousarray(arrays[f"{n}_w_int8"].T) for n in LAYERS},
-                   {n: arrays[f"{n}_w_scale"].astype(np.float32) for n in LAYERS},
-                   {n: arrays[f"{n}_b"].astype(np.float32) for n in LAYERS}, thresholds)
+        raise ValueError(f"{path}: no int8 weights {missing}; export it with the default "
+                         "'weights' quantization")
+    t = Tensors({n: np.ascontiguousarray(arrays[f"{n}_w_int8"].T) for n in LAYERS},
+                {n: arrays[f"{n}_w_scale"].astype(np.float32) for n in LAYERS},
+                {n: arrays[f"{n}_b"].astype(np.float32) for n in LAYERS},
+                np.array([manifest.thresholds[k] for k in manifest.keywords], np.float32))
+    features, proj, hidden, keywords = t.shape
+    want = {"proj": (proj, features), "ih": (3 * hidden, proj), "hh": (3 * hidden, hidden),
+            "out": (keywords + 1, hidden)}
+    fits = all(t.weights[n].shape == want[n] and t.weights[n].dtype == np.int8
+               and t.scales[n].shape == t.biases[n].shape == (want[n][0],) for n in LAYERS)
+    expected = (manifest.step_frames * manifest.frontend.n_mels, manifest.state_shape[-1],
+                len(manifest.keywords))
+    if not fits or (features, hidden, keywords) != expected:
+        raise ValueError(f"{path}: weight shapes {[t.weights[n].shape for n in LAYERS]} do not "
+                         f"fit together or the manifest (features, hidden, keywords "
+                         f"{expected})")
+    return t
+
+
+def blob_shape(blob: bytes) -> tuple[int, int, int, int]:
+    """(features, proj, hidden, keywords) from a blob's header."""
+    return struct.unpack_from("<4I", blob, 8)
 
 
 def pack(t: Tensors) -> bytes:
@@ -74,6 +95,5 @@ def crc32(data: bytes) -> int:
 
 
 def load_blob(folder: str | Path) -> bytes:
-    from kws.contract import load_manifest
-
+    """The blob of an exported model folder."""
     return pack(read_tensors(load_manifest(folder)))

@@ -1,9 +1,9 @@
 """``kws firmware verify MODEL_DIR``: the generated C, compiled for the host, against onnxruntime.
 
 For each audio clip and chunk size the C program's per-step scores must be within 0.02 of the
-int8 ONNX model's, and its detections identical to those of the Python detector run on the ONNX
-scores with the same thresholds and refractory period (one event per step, the highest score, as
-the C runtime reports). The first diverging step is reported.
+int8 ONNX model's, and its events identical to those of the model's decision rule
+(:class:`kws.core.decision.RuleState`, what the Python detector runs) on the ONNX scores. The
+first diverging step is reported.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from kws.firmware.emit import emit
 
-from firmware_bridge.emit import emit
-from kws.audio import float32_to_int16, load_audio
-from kws.metrics import events
+from kws.core.audio import float32_to_int16, load_audio
+from kws.core.decision import RuleState
 from kws.runtime import OnnxModel
 
 SCORE_TOL = 0.02
@@ -67,16 +67,9 @@ def run_host(exe: Path, pcm: np.ndarray, chunk: int) -> tuple[np.ndarray, list[t
 
 
 def expected_events(model: OnnxModel, scores: np.ndarray) -> list[tuple[int, int]]:
-    """(step, keyword) by the evaluation event rule with the model's thresholds and a 2 s
-    refractory period, keeping the highest score when keywords fire on the same step."""
-    refractory = int(round(2.0 / model.manifest.step_s))
-    by_step: dict[int, int] = {}
-    for k, kw in enumerate(model.keywords):
-        for step in events(scores[:, k], model.manifest.thresholds[kw], refractory):
-            step = int(step)
-            if step not in by_step or scores[step, k] > scores[step, by_step[step]]:
-                by_step[step] = k
-    return sorted(by_step.items())
+    """(step, keyword) of the model's decision rule on ``scores``, in step order."""
+    m = model.manifest
+    return RuleState(m.rule, m.keywords, m.step_s).update(scores)[1]
 
 
 def verify_firmware(folder: str | Path, clips: list[Path]) -> FirmwareReport:

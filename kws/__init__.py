@@ -1,13 +1,15 @@
 """kws: small streaming keyword spotting for edge devices.
 
-The base package (audio, frontend, runtime) imports without torch; training lives in modules that
-import torch themselves and are only needed with the ``train`` extra.
+Stages, each a sub-package whose imports only point to earlier ones (``tests/test_layout.py``):
+``core`` -> ``features`` -> ``data`` -> ``metrics`` -> ``runtime`` -> ``peers`` -> ``train`` ->
+``synth`` -> ``export`` -> ``firmware`` -> ``eval`` -> ``apps`` -> ``cli``. The base install
+(the runtime) imports without torch; training needs the ``train`` extra.
 """
 
-from kws.audio import AudioError, load_audio
-from kws.config import Config, ConfigError, FrontendConfig, load_config
-from kws.frontend import StreamingFrontend, log_mel
+from kws.core.audio import AudioError, load_audio
+from kws.core.config import Config, ConfigError, FrontendConfig, load_config
+from kws.core.decision import DecisionRule
 
-__all__ = ["AudioError", "Config", "ConfigError", "FrontendConfig", "StreamingFrontend",
-           "load_audio", "load_config", "log_mel"]
-__version__ = "0.1.0"
+__all__ = ["AudioError", "Config", "ConfigError", "DecisionRule", "FrontendConfig",
+           "__version__", "load_audio", "load_config"]
+__version__ = "0.2.0"

@@ -1,7 +1,8 @@
-"""The ``kws`` command: a thin layer that parses arguments and calls the library.
+"""The ``kws`` command: parses arguments into the library's dataclasses and calls it.
 
-Commands that need torch (train, eval of checkpoints, export) import it only when they run, so
-the runtime commands work on a device with only the base install.
+Commands that need an extra (torch for train/export, matplotlib for eval, ...) import it only
+when they run and say which extra to install when it is missing, so the runtime commands work on
+a device with only the base install.
 """
 
 from __future__ import annotations
@@ -12,28 +13,22 @@ import logging
 import sys
 from pathlib import Path
 
+from kws import __version__
+
 log = logging.getLogger("kws")
-
-TRAIN_EXTRA_HINT = "this command needs the training extra: pip install 'kws[train]'"
-
-
-def need_torch() -> None:
-    """Fail with an install hint when torch is missing."""
-    try:
-        import torch  # noqa: F401
-    except ImportError as e:
-        raise SystemExit(f"kws: {TRAIN_EXTRA_HINT} ({e})") from e
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    need_torch()
-    from kws.config import load_config
-    from kws.train import train
+    from kws.core.config import load_config
+    from kws.core.extras import require
+
+    require("torch", "train", "kws train")
+    from kws.train.run import train
 
     cfg = load_config(args.config)
     out = Path(args.out or Path("runs") / Path(args.config).stem)
     if args.keyword:
-        from kws.synth import synthetic_config
+        from kws.synth.synthesize import synthetic_config
 
         # the rendering is data: it follows [data] seed, so another training seed (or
         # ensemble member) reuses it
@@ -46,30 +41,52 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from kws.synth import synthesize
+    from kws.synth.synthesize import synthesize
 
     report = synthesize(args.phrase, args.out, args.count, args.seed, args.confusables)
     print(json.dumps(report, indent=2))
     return 0
 
 
+def parse_pair(spec: str, option: str, example: str) -> tuple[str, str]:
+    """``KEY=VALUE`` -> (key, value), or an argparse error naming the option."""
+    key, sep, value = spec.partition("=")
+    if not sep or not key or not value:
+        raise argparse.ArgumentTypeError(f"{option} {spec!r}: expected {example}")
+    return key, value
+
+
 def parse_positive(spec: str) -> tuple[str, Path]:
-    keyword, sep, folder = spec.partition("=")
-    if not sep or not keyword or not folder:
-        raise argparse.ArgumentTypeError(f"--positive {spec!r}: expected KEYWORD=FOLDER")
+    keyword, folder = parse_pair(spec, "--positive", "KEYWORD=FOLDER")
     return keyword, Path(folder)
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
-    from kws.harness import markdown_table, run_eval
+def parse_threshold(spec: str) -> tuple[str, float]:
+    keyword, value = parse_pair(spec, "--threshold", "KEYWORD=VALUE, e.g. alexa=0.7")
+    try:
+        return keyword, float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--threshold {spec!r}: {value!r} is not a number; "
+                                         "expected KEYWORD=VALUE, e.g. alexa=0.7") from None
 
-    print(markdown_table(run_eval(args)))
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from kws.eval.harness import EvalOptions, parse_ranges, run_eval
+    from kws.eval.report import markdown_table
+
+    opts = EvalOptions(tuple(args.model), args.config, args.split, tuple(args.positive),
+                       parse_ranges(args.ranges), tuple(args.negatives), args.noise, args.snr,
+                       args.stream, args.labels, args.keyword, args.smoothing, args.min_steps,
+                       args.refractory, args.out, args.seed)
+    print(markdown_table(run_eval(opts)))
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    need_torch()
-    from export.exporter import VerificationError, export_model
+    from kws.core.extras import require
+
+    require("torch", "train", "kws export")
+    from kws.export.exporter import VerificationError, export_model
 
     try:
         report = export_model(args.source, args.out)
@@ -81,115 +98,76 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from export.verify import verify_folder
+    from kws.core.extras import require
+
+    require("onnx", "eval", "kws verify")
+    from kws.export.verify import verify_folder
 
     report = verify_folder(Path(args.model_dir))
     print(report)
     return 0 if report.ok else 1
 
 
-def parse_threshold(spec: str) -> tuple[str, float]:
-    keyword, _, value = spec.partition("=")
-    try:
-        number = float(value)
-    except ValueError:
-        number = None
-    if not keyword or number is None:
-        raise argparse.ArgumentTypeError(f"--threshold {spec!r}: expected KEYWORD=VALUE, e.g. "
-                                         "alexa=0.7")
-    return keyword, number
-
-
-def add_detector_options(p: argparse.ArgumentParser) -> None:
+def add_rule_options(p: argparse.ArgumentParser) -> None:
+    """The model and decision options shared by detect, listen, serve and bench."""
     p.add_argument("--model", help="exported model folder (default: the bundled model)")
     p.add_argument("--threshold", action="append", type=parse_threshold, default=[],
-                   metavar="KEYWORD=VALUE", help="score threshold for one keyword (0..1]")
-    p.add_argument("--max-fa-per-hour", type=float,
-                   help="pick thresholds from the model's calibration table instead")
-    p.add_argument("--refractory", type=float, default=2.0, help="seconds (default 2)")
-    p.add_argument("--smoothing", type=int, help="moving-average steps (default: the model's "
-                   "rule, the one its thresholds were calibrated with; 1 for older models)")
-    p.add_argument("--min-steps", type=int,
-                   help="consecutive steps at/above the threshold (default: the model's rule)")
-    p.add_argument("--steps-per-call", type=int, default=None,
-                   help="model steps per onnxruntime call; default: about 90 ms of steps (3 of "
-                        "a log-mel model's 30 ms, 1 of a speech embedding model's 80 ms), at "
-                        "most 60 ms of latency for a third of the per-call overhead; 1 for the "
-                        "lowest latency")
+                   metavar="KEYWORD=VALUE",
+                   help="score threshold for one keyword, 0 < VALUE <= 1 (repeatable; default: "
+                        "the model's, calibrated at 0.5 false alarms per hour)")
+    p.add_argument("--max-fa-per-hour", type=float, metavar="RATE",
+                   help="false-alarm budget per hour per keyword: thresholds from the model's "
+                        "calibration table instead of its defaults (--threshold still wins)")
+    p.add_argument("--refractory", type=float, metavar="SECONDS",
+                   help="seconds after an event before the same keyword can fire again "
+                        "(default: the model's rule, 2 s)")
+    p.add_argument("--smoothing", type=int, metavar="STEPS",
+                   help="moving average of the score over this many model steps (default: the "
+                        "model's rule, the one its thresholds were calibrated with; 1 = none)")
+    p.add_argument("--min-steps", type=int, metavar="STEPS",
+                   help="model steps in a row at/above the threshold (default: the model's "
+                        "rule; 1)")
+    p.add_argument("--steps-per-call", type=int, default=None, metavar="STEPS",
+                   help="model steps per onnxruntime call (default: about 90 ms of steps: 3 of "
+                        "a log-mel model's 30 ms, 1 of a speech embedding model's 80 ms; 1 for "
+                        "the lowest latency, 60 ms less at a third more CPU)")
 
 
-def load_runtime(args: argparse.Namespace):
-    """(model, stream factory, detector factory) from the common detector options."""
-    from kws.runtime import Detector, DetectorConfig, OnnxModel
+def load_spotting(args: argparse.Namespace):
+    """(model, a factory of fresh spotters) from the shared options, checked before any
+    audio."""
+    from kws.runtime import OnnxModel, Spotter, model_rule
 
     model = OnnxModel(args.model)
-    cfg = DetectorConfig(dict(args.threshold), args.max_fa_per_hour, args.refractory,
-                         args.smoothing, args.min_steps)
-    Detector.from_manifest(model.manifest, cfg)  # validate now, before any audio
-    return (model, lambda: model.create_stream(args.steps_per_call),
-            lambda: Detector.from_manifest(model.manifest, cfg))
-
-
-def emit(event: dict) -> None:
-    """One JSON Lines event on stdout, flushed at once (scripts read it live)."""
-    sys.stdout.write(json.dumps(event) + "\n")
-    sys.stdout.flush()
-
-
-def detect_file(path: Path, wave, stream, detector, chunk: int):
-    """Stream one file in chunks; emit its events; return its ``(steps, K)`` scores."""
-    import numpy as np
-
-    from kws.audio import chunks
-
-    tracks = []
-    pieces = [stream.accept_waveform(p) for p in chunks(wave, max(1, chunk))] + [stream.flush()]
-    first = 0
-    for scores in pieces:
-        tracks.append(scores)
-        for d in detector.process(scores, first):
-            emit({"file": str(path), "keyword": d.keyword, "score": round(d.score, 4),
-                  "time_s": d.time_s, "start_s": d.start_s})
-        first += len(scores)
-    return np.concatenate(tracks).astype(np.float32)
+    rule = model_rule(model.manifest, dict(args.threshold), args.max_fa_per_hour,
+                      args.smoothing, args.min_steps, args.refractory)
+    Spotter(model, rule, args.steps_per_call)  # fail now on a bad setting
+    return model, lambda: Spotter(model, rule, args.steps_per_call)
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from kws.audio import AudioError, load_audio
-    from kws.runtime.session import default_model_dir
+    from kws.apps.detect import detect_files
+    from kws.runtime import default_model_dir
 
     files = args.files or [default_model_dir() / "demo.flac"]
     if args.scores and len(files) != 1:
         raise ValueError("--scores writes one file's scores: give exactly one FILE")
-    model, new_stream, new_detector = load_runtime(args)
-    chunk = int(args.chunk_ms * model.manifest.frontend.sample_rate / 1000)
-    failed = 0
-    for path in files:
-        try:
-            wave = load_audio(path, model.manifest.frontend.sample_rate)
-        except AudioError as e:
-            log.error("%s", e)
-            failed += 1
-            continue
-        scores = detect_file(path, wave, new_stream(), new_detector(), chunk)
-        if args.scores:
-            np.save(args.scores, scores)
-    return 1 if failed else 0
+    _, new_spotter = load_spotting(args)
+    return detect_files(files, new_spotter, args.chunk_ms, args.scores)
 
 
 def cmd_listen(args: argparse.Namespace) -> int:
-    from kws.daemon import ListenConfig, Listener, list_devices
+    from kws.apps.detect import emit
+    from kws.apps.listen import ListenConfig, Listener, list_devices
 
     if args.list_devices:
         print(list_devices())
         return 0
     device = int(args.device) if args.device and args.device.isdigit() else args.device
-    model, new_stream, new_detector = load_runtime(args)
+    _, new_spotter = load_spotting(args)
     cfg = ListenConfig(device, args.block_ms, args.exec_cmd, args.save_detections,
                        args.max_seconds, args.rate)
-    listener = Listener(model, new_stream, new_detector, cfg, emit)
+    listener = Listener(new_spotter(), cfg, emit)
     listener.install_signal_handlers()
     listener.run()
     return 0
@@ -198,22 +176,21 @@ def cmd_listen(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
 
-    from kws.wyoming_server import serve
+    from kws.apps.wyoming import serve
 
-    model, new_stream, new_detector = load_runtime(args)
+    model, new_spotter = load_spotting(args)
     try:
-        asyncio.run(serve(model, new_stream, new_detector, args.uri))
+        asyncio.run(serve(model, new_spotter, args.uri))
     except KeyboardInterrupt:
         log.info("stopped")
     return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from kws.bench import run_bench, write
+    from kws.apps.bench import run_bench, write
 
-    model, new_stream, new_detector = load_runtime(args)
-    result = run_bench(model, new_stream, new_detector, args.seconds, args.paced_seconds,
-                       args.vs)
+    model, new_spotter = load_spotting(args)
+    result = run_bench(model, new_spotter, args.seconds, args.paced_seconds, args.vs)
     print(write(result, args.out))
     return 0
 
@@ -221,22 +198,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_firmware(args: argparse.Namespace) -> int:
     """``kws firmware MODEL_DIR -o OUT`` or ``kws firmware verify MODEL_DIR [AUDIO...]``."""
     if args.target[0] == "verify":
-        from firmware_bridge.verify import verify_firmware
-        from kws.runtime.session import default_model_dir
+        from kws.firmware.verify import verify_firmware
+        from kws.runtime import default_model_dir
 
         if len(args.target) < 2:
             raise ValueError("usage: kws firmware verify MODEL_DIR [AUDIO...]")
-        folder = Path(args.target[1])
-        clips = [Path(p) for p in args.target[2:]]
-        if not clips:
-            demo = default_model_dir() / "demo.flac"
-            if not demo.is_file():
-                raise ValueError("give AUDIO files to verify on (keyword and negative clips)")
-            clips = [demo]
-        report = verify_firmware(folder, clips)
+        clips = [Path(p) for p in args.target[2:]] or [default_model_dir() / "demo.flac"]
+        report = verify_firmware(Path(args.target[1]), clips)
         print(report)
         return 0 if report.ok else 1
-    from firmware_bridge.emit import emit
+    from kws.firmware.emit import emit
 
     if len(args.target) != 1 or not args.out:
         raise ValueError("usage: kws firmware MODEL_DIR -o OUTDIR")
@@ -246,136 +217,173 @@ def cmd_firmware(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from kws.contract import load_manifest
-    from kws.runtime.session import default_model_dir
+    from kws.core.contract import load_manifest
+    from kws.runtime import default_model_dir
+    from kws.runtime.detector import calibration_hours
 
     manifest = load_manifest(args.model or default_model_dir())
-    raw = dict(manifest.raw)
-    if not args.full:
-        raw.pop("calibration", None)
-    raw["folder"] = str(manifest.folder)
-    print(json.dumps(raw, indent=2))
+    if args.json:
+        print(json.dumps(dict(manifest.raw, folder=str(manifest.folder)), indent=2))
+        return 0
+    raw, rule = manifest.raw, manifest.rule
+    hours = calibration_hours(manifest)
+    lines = [f"model: {manifest.folder}",
+             "keywords (default threshold): " + ", ".join(
+                 f"{kw} ({t:g})" for kw, t in rule.thresholds.items()),
+             f"decision rule: {rule.describe()}",
+             f"frontend: {manifest.frontend.kind}, one model step every "
+             f"{manifest.step_s * 1000:g} ms",
+             "calibration: " + (f"{hours:.3g} h of negative audio (one false alarm = "
+                                f"{1 / hours:.3g} FA/h)" if hours else "none recorded"),
+             f"parameters: {raw.get('parameters', '?')}, multiply-accumulates per second of "
+             f"audio: {raw.get('macs_per_second', '?')}",
+             "files: " + ", ".join(f"{name} ({info.get('bytes', 0) / 1024:.1f} KiB)"
+                                   for name, info in manifest.files.items())]
+    lines += ["data sources:"] + [f"  {s.get('dataset')} ({s.get('license')}): {s.get('path')}"
+                                  for s in raw.get("data_sources", [])]
+    print("\n".join(lines))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kws", description="Small streaming keyword spotting.")
+    parser = argparse.ArgumentParser(prog="kws", description="Small streaming keyword spotting: "
+                                     "train, export, detect, listen, serve, evaluate.")
+    parser.add_argument("--version", action="version", version=f"kws {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a model from a TOML config")
     p.add_argument("config", help="TOML run configuration (see configs/default.toml)")
-    p.add_argument("-o", "--out", help="run folder (default runs/<config name>)")
+    p.add_argument("-o", "--out", help="run folder (default: runs/<config name>)")
     p.add_argument("--resume", action="store_true", help="continue from <run>/checkpoint.pt")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--keyword", metavar="PHRASE",
                    help="train for PHRASE from synthetic speech only (made with kws synth into "
                         "<run>/synth with the [data] seed, reused while it matches); the config "
                         "supplies negatives, noise and settings")
-    p.add_argument("--synth-count", type=int, default=1500,
+    p.add_argument("--synth-count", type=int, default=1500, metavar="N",
                    help="synthetic positives for --keyword (default 1500)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("synth", help="synthetic positives and confusable negatives for a phrase")
-    p.add_argument("phrase")
-    p.add_argument("-o", "--out", type=Path, required=True)
-    p.add_argument("--count", type=int, default=1000, help="positive renderings")
-    p.add_argument("--confusables", type=int, help="confusable renderings (default: --count)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("phrase", help="the keyword as people write it, e.g. 'smart mirror'")
+    p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
+    p.add_argument("--count", type=int, default=1000, metavar="N",
+                   help="positive renderings (default 1000)")
+    p.add_argument("--confusables", type=int, metavar="N",
+                   help="confusable renderings (default: as many as --count)")
+    p.add_argument("--seed", type=int, default=0, help="voice and text draws (default 0)")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("eval", help="miss rate at false alarms per hour, delay, DET plot")
     p.add_argument("--model", action="append", required=True,
                    help="a run folder / checkpoint (.pt), an exported model folder, or "
                         "openwakeword:KW / microwakeword:KW; repeat to compare on the same audio")
-    p.add_argument("--config", help="take negatives (and positives unless --positive) from "
-                                    "this config's split (default: the first model's own config)")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--config", type=Path,
+                   help="take negatives (and positives unless --positive) from this config's "
+                        "split (default: the first model's own config, if it has one)")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"],
+                   help="which split of the config (default test)")
     p.add_argument("--positive", action="append", type=parse_positive, default=[],
                    metavar="KEYWORD=FOLDER", help="positive clips (instead of the config split)")
     p.add_argument("--range", dest="ranges", action="append", default=[], metavar="KW=A-B",
                    help="only numbered positive files A..B of KW (e.g. alexa=150-199)")
-    p.add_argument("--negatives", action="append", type=Path, default=[],
+    p.add_argument("--negatives", action="append", type=Path, default=[], metavar="FOLDER",
                    help="folder of negative audio (repeatable; added to the split's)")
-    p.add_argument("--stream", type=Path, help="one long recording to evaluate on instead "
-                                                "(with --labels and --keyword)")
-    p.add_argument("--labels", type=Path,
-                   help="label file for --stream: one 'start, end' line (s) per keyword")
+    p.add_argument("--stream", type=Path, metavar="FILE",
+                   help="one long recording to evaluate on instead (with --labels and --keyword)")
+    p.add_argument("--labels", type=Path, metavar="FILE",
+                   help="label file for --stream: one 'start, end' line (seconds) per keyword")
     p.add_argument("--keyword", help="the keyword the --stream labels mark")
-    p.add_argument("--noise", type=Path, help="folder of noise mixed into positives")
-    p.add_argument("--snr", type=float, default=10.0, help="SNR in dB for --noise (default 10)")
-    p.add_argument("--refractory", type=float, default=2.0, help="seconds (default 2)")
-    p.add_argument("--smoothing", type=int,
+    p.add_argument("--noise", type=Path, metavar="FOLDER", help="noise mixed into positives")
+    p.add_argument("--snr", type=float, default=10.0, metavar="DB",
+                   help="signal-to-noise ratio in dB for --noise, loudest frames (default 10)")
+    p.add_argument("--refractory", type=float, metavar="SECONDS",
+                   help="seconds before a keyword can fire again (default: each model's rule, "
+                        "2 s)")
+    p.add_argument("--smoothing", type=int, metavar="STEPS",
                    help="moving-average steps before the threshold, as in detect (default: "
                         "each model's own rule; 1 for other engines)")
-    p.add_argument("--min-steps", type=int,
-                   help="consecutive steps at/above the threshold, as in detect (default: "
-                        "each model's own rule; 1 for other engines)")
-    p.add_argument("-o", "--out", type=Path, default=Path("eval"), help="report folder")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--min-steps", type=int, metavar="STEPS",
+                   help="steps in a row at/above the threshold, as in detect (default: each "
+                        "model's own rule; 1 for other engines)")
+    p.add_argument("-o", "--out", type=Path, default=Path("eval"),
+                   help="report folder (default ./eval)")
+    p.add_argument("--seed", type=int, default=0, help="noise draws (default 0)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("export", help="float + int8 ONNX, manifest, verification")
     p.add_argument("source", help="run folder (best.pt inside) or checkpoint .pt")
-    p.add_argument("-o", "--out", required=True, help="output model folder")
+    p.add_argument("-o", "--out", required=True,
+                   help="output model folder (written only when verification passes)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("verify", help="check an exported model folder against its bounds")
-    p.add_argument("model_dir")
+    p.add_argument("model_dir", help="exported model folder")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("detect", help="keyword events in audio files, as JSON Lines")
     p.add_argument("files", nargs="*", type=Path,
                    help="wav/flac/ogg files (default: the bundled demo clip)")
-    add_detector_options(p)
-    p.add_argument("--scores", type=Path, help="write per-step scores (steps x keywords) .npy")
-    p.add_argument("--chunk-ms", type=float, default=100.0,
-                   help="feed audio in chunks of this size (results do not depend on it)")
+    add_rule_options(p)
+    p.add_argument("--scores", type=Path, metavar="FILE.npy",
+                   help="write one file's per-step raw scores (steps x keywords) as .npy")
+    p.add_argument("--chunk-ms", type=float, default=100.0, metavar="MS",
+                   help="feed audio in chunks of this many ms (default 100; events do not "
+                        "depend on it)")
     p.set_defaults(func=cmd_detect)
 
     p = sub.add_parser("listen", help="detect keywords on a live microphone (JSON Lines)")
-    add_detector_options(p)
+    add_rule_options(p)
     p.add_argument("--list-devices", action="store_true", help="list input devices and exit")
-    p.add_argument("--device", help="input device index or name (default: system default)")
-    p.add_argument("--block-ms", type=float, default=60.0,
-                   help="audio block per wake-up (default 60 ms: 1.6%% of a core instead of "
+    p.add_argument("--device", help="input device index or name (default: the system default)")
+    p.add_argument("--block-ms", type=float, default=60.0, metavar="MS",
+                   help="audio block per wake-up in ms (default 60: 1.6%% of a core instead of "
                         "3%% at 20 ms, for at most 40 ms more latency)")
     p.add_argument("--exec", dest="exec_cmd", metavar="CMD",
-                   help="run CMD per detection (env KWS_KEYWORD, KWS_SCORE, KWS_TIME)")
+                   help="run CMD per detection, never through a shell (environment: "
+                        "KWS_KEYWORD, KWS_SCORE, KWS_TIME)")
     p.add_argument("--save-detections", type=Path, metavar="DIR",
-                   help="keep the 2 s of audio around each activation (WAV + JSON)")
-    p.add_argument("--max-seconds", type=float, help="stop after this much audio")
-    p.add_argument("--rate", type=int, help="record at this rate (Hz) and resample (default: "
-                                            "16000 when the device can, else its own rate)")
+                   help="keep the 2 s of audio around each activation (WAV + JSON) in DIR")
+    p.add_argument("--max-seconds", type=float, metavar="SECONDS",
+                   help="stop after this much audio (default: run until Ctrl-C / SIGTERM)")
+    p.add_argument("--rate", type=int, metavar="HZ",
+                   help="record at this rate and resample (default: 16000 when the device can, "
+                        "else its own rate)")
     p.set_defaults(func=cmd_listen)
 
     p = sub.add_parser("serve", help="Wyoming wake word server (Home Assistant)")
-    add_detector_options(p)
+    add_rule_options(p)
     p.add_argument("--uri", default="tcp://127.0.0.1:10400",
                    help="tcp://HOST:PORT or unix://PATH (default tcp://127.0.0.1:10400)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("bench", help="latency, real-time factor, CPU and memory on this CPU")
-    add_detector_options(p)
-    p.add_argument("--seconds", type=float, default=60.0, help="audio per chunk size")
+    add_rule_options(p)
+    p.add_argument("--seconds", type=float, default=60.0,
+                   help="seconds of audio per chunk size (default 60)")
     p.add_argument("--paced-seconds", type=float, default=10.0,
-                   help="real-time paced run for the CPU share (0 skips it)")
+                   help="seconds of the real-time paced run for the CPU share (default 10; 0 "
+                        "skips it)")
     p.add_argument("--vs", metavar="ENGINE[:KEYWORD]",
                    help="also measure openwakeword or microwakeword (default keyword alexa) in "
                         "this run, alternating, and print the ratios")
-    p.add_argument("-o", "--out", help="write OUT.json and OUT.md")
+    p.add_argument("-o", "--out", metavar="PREFIX", help="also write PREFIX.json and PREFIX.md")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("firmware", help="C sources for a microcontroller, or verify them",
                        description="kws firmware MODEL_DIR -o OUTDIR | kws firmware verify "
                                    "MODEL_DIR [AUDIO...]")
-    p.add_argument("target", nargs="+", metavar="MODEL_DIR | verify MODEL_DIR [AUDIO...]")
+    p.add_argument("target", nargs="+", metavar="MODEL_DIR | verify MODEL_DIR [AUDIO...]",
+                   help="an exported log-mel model folder; with 'verify', the audio files to "
+                        "compare the compiled C with onnxruntime on (default: the demo clip)")
     p.add_argument("-o", "--out", help="output folder for the C sources")
     p.set_defaults(func=cmd_firmware)
 
-    p = sub.add_parser("info", help="the model's manifest as JSON")
+    p = sub.add_parser("info", help="what a model is: keywords, thresholds, rule, sources")
     p.add_argument("--model", help="exported model folder (default: the bundled model)")
-    p.add_argument("--full", action="store_true", help="include the calibration table")
+    p.add_argument("--json", action="store_true",
+                   help="print the whole manifest as JSON (calibration table included)")
     p.set_defaults(func=cmd_info)
     return parser
 
@@ -386,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:  # ManifestError, ConfigError
+    except (ValueError, OSError, RuntimeError) as e:  # ManifestError, ConfigError, MissingExtra
         log.error("%s", e)
         return 2
 

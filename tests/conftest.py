@@ -19,8 +19,8 @@ def shared_dir(*parts: str) -> Path:
 def tiny_run(tmp_path_factory):
     """A tiny model trained for 6 short epochs on the synthetic corpus: (corpus root, run)."""
     pytest.importorskip("torch", reason="training needs the train extra")
-    from kws.config import load_config
-    from kws.train import train
+    from kws.core.config import load_config
+    from kws.train.run import train
     from tests.synthetic import make_corpus, write_config
 
     root = make_corpus(tmp_path_factory.mktemp("tiny-corpus"))
@@ -32,7 +32,7 @@ def tiny_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_export(tiny_run, tmp_path_factory):
     """The tiny model exported with ``kws export``: the model folder."""
-    from export.exporter import export_model
+    from kws.export.exporter import export_model
 
     out = tmp_path_factory.mktemp("tiny-model")
     export_model(tiny_run[1], out)

@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 import soundfile
 
-from kws.audio import (AudioError, as_float32, chunks, float32_to_int16, int16_to_float32,
-                       load_audio, load_many, resample_audio)
+from kws.core.audio import (
+    AudioError,
+    as_float32,
+    chunks,
+    float32_to_int16,
+    int16_to_float32,
+    load_audio,
+    load_many,
+    resample_audio,
+)
 from tests.conftest import shared_dir
 
 

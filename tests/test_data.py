@@ -5,9 +5,16 @@ from pathlib import Path
 
 import pytest
 
-from kws.config import config_from_dict
-from kws.data import (Utterance, assign_splits, collect, read_manifest, read_speech_commands,
-                      speaker_of, split_table)
+from kws.core.config import config_from_dict
+from kws.data.corpora import (
+    Utterance,
+    assign_splits,
+    collect,
+    read_manifest,
+    read_speech_commands,
+    speaker_of,
+    split_table,
+)
 from tests.conftest import shared_dir
 from tests.synthetic import make_corpus, write_config
 
@@ -62,7 +69,7 @@ def test_manifest_reader_and_errors(tmp_path):
 
 def test_config_split_table(tmp_path):
     root = make_corpus(tmp_path, clips=40)
-    from kws.config import load_config
+    from kws.core.config import load_config
 
     table = split_table(collect(load_config(write_config(root))))
     assert table["up"]["test"] == 10  # holdout 30-39 only: a keyword with holdout ranges

@@ -9,23 +9,24 @@ import sys
 import numpy as np
 import pytest
 
-from kws.config import ConfigError, DecisionConfig, config_from_dict
-from kws.contract import INT8_FILE, MANIFEST, ManifestError, load_manifest
+from kws.core.config import ConfigError, config_from_dict
+from kws.core.contract import INT8_FILE, MANIFEST, ManifestError, load_manifest
+from kws.core.decision import DecisionRule
 
-RULE = {"smoothing_steps": 3, "min_steps": 1}
+RULE = {"smoothing_steps": 3, "min_steps": 1, "refractory_s": 2.0}
 
 
 @pytest.fixture(scope="module")
 def smoothed_export(tiny_run, tmp_path_factory):
     """The tiny run's weights with ``[decision] smoothing_steps = 3``, exported."""
-    import torch
+    from kws.export.exporter import export_model
 
-    from export.exporter import export_model
+    from kws.train import checkpoint
 
     run = tmp_path_factory.mktemp("smoothed-run")
-    state = torch.load(tiny_run[1] / "best.pt", weights_only=False)
+    state = checkpoint.read(tiny_run[1])
     state["config"]["decision"] = RULE
-    torch.save(state, run / "best.pt")
+    checkpoint.save(run / "best.pt", state)
     out = tmp_path_factory.mktemp("smoothed-model")
     export_model(run, out)
     return out
@@ -52,18 +53,18 @@ def test_config_and_manifest_errors_name_the_value(tiny_export, tmp_path):
 
 
 def test_export_records_the_rule_and_calibrates_with_it(tiny_export, smoothed_export):
-    from kws.runtime import Detector, DetectorConfig
+    from kws.runtime import Detector, model_rule
 
     plain, smoothed = load_manifest(tiny_export), load_manifest(smoothed_export)
-    assert plain.decision == DecisionConfig() and "decision" in plain.raw
-    assert smoothed.decision == DecisionConfig(**RULE) and smoothed.raw["decision"] == RULE
+    assert plain.rule.settings() == DecisionRule().settings() and "decision" in plain.raw
+    assert smoothed.rule.settings() == RULE and smoothed.raw["decision"] == RULE
     # same weights, so the same graphs; only the calibration differs
     assert smoothed.files[INT8_FILE]["sha256"] == plain.files[INT8_FILE]["sha256"]
     assert smoothed.calibration["up"]["fa_per_hour"] != plain.calibration["up"]["fa_per_hour"]
-    assert Detector.from_manifest(smoothed).cfg.smoothing_steps == 3
-    assert Detector.from_manifest(smoothed, DetectorConfig(smoothing_steps=1)).cfg.smoothing_steps \
-        == 1
-    assert Detector.from_manifest(plain).cfg.smoothing_steps == 1
+    assert Detector.from_manifest(smoothed).rule.smoothing_steps == 3
+    assert Detector.from_manifest(smoothed, model_rule(smoothed, smoothing_steps=1)
+                                  ).rule.smoothing_steps == 1
+    assert Detector.from_manifest(plain).rule.smoothing_steps == 1
 
 
 def test_detect_and_eval_apply_the_models_rule(tiny_run, tiny_export, smoothed_export, tmp_path):
@@ -85,25 +86,19 @@ def test_detect_and_eval_apply_the_models_rule(tiny_run, tiny_export, smoothed_e
                    "--negatives", root / "negatives", "-o", out, *extra)
         assert proc.returncode == 0, proc.stderr
         reports.append(json.loads((out / "0-model.int8.onnx" / "report.json").read_text()))
-        assert "scores averaged over 3 steps. Real-time" in (out / "summary.md").read_text()
+        assert "Events: scores averaged over 3 steps; refractory 2 s; re-armed below the " \
+            "threshold. Real-time" in (out / "summary.md").read_text()
     assert reports[0]["decision"] == reports[1]["decision"] == RULE
     assert reports[0]["keywords"] == reports[1]["keywords"]
 
 
-def test_firmware_refuses_a_rule_it_cannot_run(smoothed_export):
-    from firmware_bridge.emit import model_sources
-
-    with pytest.raises(ValueError, match=r"decision rule \(smoothing_steps 3, min_steps 1\) has "
-                                         r"no C implementation"):
-        model_sources(smoothed_export)
-
-
 def test_decided_scorer_smooths_and_checks_its_settings():
-    from kws.metrics import decided
+    from kws.metrics.evaluate import decided
 
-    scores = np.array([[0.0], [0.9], [0.0], [0.0]])
-    assert decided(lambda wave: scores, 1, 1)(None) is scores
-    np.testing.assert_allclose(decided(lambda wave: scores, 2, 1)(None).ravel(),
-                               [0.0, 0.45, 0.45, 0.0])
-    with pytest.raises(ValueError, match=r"smoothing_steps=0"):
-        decided(lambda wave: scores, 0, 1)
+    scores = np.array([[0.0], [0.9], [0.0], [np.nan]])
+    np.testing.assert_array_equal(decided(lambda wave: scores, DecisionRule())(None).ravel(),
+                                  [0.0, 0.9, 0.0, 0.0])  # NaN never fires: read as 0
+    np.testing.assert_allclose(decided(lambda wave: scores[:3], DecisionRule(
+        smoothing_steps=2))(None).ravel(), [0.0, 0.45, 0.45])
+    with pytest.raises(ConfigError, match=r"decision\.smoothing_steps = 0"):
+        DecisionRule(smoothing_steps=0)

@@ -1,16 +1,19 @@
-"""The detector on synthetic score tracks (it never sees audio)."""
+"""The decision rule on synthetic score tracks: the streaming detector, the offline rule of the
+metrics, smoothing, holding, refractory period and re-arming."""
 
 import numpy as np
 import pytest
 
-from kws.metrics import decision_track, events
-from kws.runtime.detector import Detection, Detector, DetectorConfig, threshold_for_budget
+from kws.core.checks import ConfigError
+from kws.core.decision import DecisionRule, budget_index, decision_track, events
+from kws.core.timing import Timing
+from kws.runtime.detector import Detection, Detector
 
 KW = ("a", "b")
 
 
-def det(cfg=DetectorConfig(), thresholds=None):
-    return Detector(KW, thresholds or {"a": 0.5, "b": 0.8}, cfg, step_frames=3)
+def det(thresholds=None, **rule):
+    return Detector(KW, DecisionRule(thresholds or {"a": 0.5, "b": 0.8}, **rule), Timing(3))
 
 
 def track(steps, hits):
@@ -24,21 +27,34 @@ def track(steps, hits):
 def test_one_event_per_crossing_with_refractory_and_timing():
     # 2 s refractory = 67 steps of 30 ms
     scores = track(200, {(10, 0): 0.9, (11, 0): 0.9, (50, 0): 0.9, (100, 0): 0.7, (120, 1): 0.79})
-    out = det().process(scores, 0)
+    out = det().process(scores)
     assert [(d.keyword, d.score) for d in out] == [("a", pytest.approx(0.9)), ("a", pytest.approx(0.7))]
     # step 10 ends at (11 * 3 - 1) * 10 ms + 25 ms
     assert out[0].time_s == pytest.approx(0.345) and out[1].time_s == pytest.approx(3.045)
 
 
+def test_a_score_held_high_fires_once_until_it_drops():
+    """Re-arming: one spoken keyword whose score stays high through the refractory period gives
+    one event (it used to give one per refractory period)."""
+    scores = track(400, {})
+    scores[10:300, 0] = 0.9  # 8.7 s above the threshold
+    scores[320:330, 0] = 0.9  # after a drop: a new event
+    out = det().process(scores)
+    assert [d.time_s for d in out] == [det().timing.end_of(10), det().timing.end_of(320)]
+    # offline: the same rule
+    assert events(scores[:, 0], 0.5, refractory=67).tolist() == [10, 320]
+
+
 def test_matches_the_evaluation_event_rule():
     rng = np.random.default_rng(0)
     scores = (rng.random((3000, 2)) ** 6).astype(np.float32)
-    d = Detector(KW, {"a": 0.6, "b": 0.6}, DetectorConfig(refractory_s=0.3))
-    got = d.process(scores, 0)
+    d = det({"a": 0.6, "b": 0.6}, refractory_s=0.3)
+    got = d.process(scores)
     for k, kw in enumerate(KW):
         expected = events(scores[:, k], 0.6, refractory=10)
         assert [round(x.time_s, 3) for x in got if x.keyword == kw] == \
-            [round(d.time_of(s), 3) for s in expected]
+            [round(d.timing.end_of(s), 3) for s in expected]
+        assert len(expected) > 10
 
 
 @pytest.mark.parametrize("smoothing, min_steps", [(1, 1), (3, 1), (1, 3), (4, 2)])
@@ -46,12 +62,12 @@ def test_decision_track_gives_the_detector_events(smoothing, min_steps):
     """kws eval --smoothing/--min-steps scores through decision_track: same events as detect."""
     rng = np.random.default_rng(smoothing * 10 + min_steps)
     scores = (rng.random((3000, 2)) ** 3).astype(np.float32)
-    cfg = DetectorConfig(refractory_s=0.3, smoothing_steps=smoothing, min_steps=min_steps)
-    d = Detector(KW, {"a": 0.55, "b": 0.45}, cfg)
-    got = d.process(scores, 0)
-    track = decision_track(scores, smoothing, min_steps)
+    d = det({"a": 0.55, "b": 0.45}, refractory_s=0.3, smoothing_steps=smoothing,
+            min_steps=min_steps)
+    got = d.process(scores)
+    decided = decision_track(scores, smoothing, min_steps)
     for k, (kw, thr) in enumerate([("a", 0.55), ("b", 0.45)]):
-        expected = [round(d.time_of(s), 3) for s in events(track[:, k], thr, refractory=10)]
+        expected = [round(d.timing.end_of(s), 3) for s in events(decided[:, k], thr, refractory=10)]
         assert [round(x.time_s, 3) for x in got if x.keyword == kw] == expected
         assert len(expected) > 10
 
@@ -60,49 +76,68 @@ def test_decision_track_definition_and_errors():
     scores = np.array([[0.2], [0.8], [0.8], [0.2]], np.float32)
     np.testing.assert_allclose(decision_track(scores, 2, 1)[:, 0], [0.1, 0.5, 0.8, 0.5], atol=1e-6)
     np.testing.assert_allclose(decision_track(scores, 1, 2)[:, 0], [0.0, 0.2, 0.8, 0.2], atol=1e-6)
-    with pytest.raises(ValueError, match=r"smoothing_steps=0, min_steps=1; allowed: >= 1"):
+    with pytest.raises(ConfigError, match=r"smoothing_steps = 0 is not allowed; expected an "
+                                          r"integer 1\.\.50"):
         decision_track(scores, 0, 1)
 
 
 def test_blocks_of_any_size_give_the_same_events():
     rng = np.random.default_rng(1)
     scores = (rng.random((500, 2)) ** 4).astype(np.float32)
-    cfg = DetectorConfig(refractory_s=0.5, smoothing_steps=3, min_steps=2)
-    whole = det(cfg).process(scores, 0)
-    d, parts, start = det(cfg), [], 0
+    rule = {"refractory_s": 0.5, "smoothing_steps": 3, "min_steps": 2}
+    whole = det(**rule).process(scores)
+    d, parts, start = det(**rule), [], 0
     for size in [1, 7, 13, 1, 100, 50, 328]:
-        parts += d.process(scores[start:start + size], start)
+        parts += d.process(scores[start:start + size])
         start += size
     assert start == 500 and parts == whole and len(whole) > 3
 
 
 def test_min_steps_and_smoothing():
     scores = track(20, {(5, 0): 0.9, (10, 0): 0.9, (11, 0): 0.9})
-    assert [d.time_s for d in det(DetectorConfig(min_steps=2)).process(scores, 0)] == \
-        [det().time_of(11)]
+    assert [d.time_s for d in det(min_steps=2).process(scores)] == [det().timing.end_of(11)]
     # moving average of 2: a single 0.9 step gives 0.45 < 0.5, two in a row give 0.9
-    out = det(DetectorConfig(smoothing_steps=2)).process(scores, 0)
+    out = det(smoothing_steps=2).process(scores)
     assert len(out) == 1 and out[0].score == pytest.approx(0.9)
 
 
 def test_start_is_where_the_score_began_to_rise():
+    d = det()
+    assert d.process(np.zeros((100, 2), np.float32)) == []
     scores = track(20, {(3, 0): 0.3, (4, 0): 0.4, (5, 0): 0.9, (8, 0): 0.1})
-    (d,) = det().process(scores, 100)
-    assert d == Detection("a", pytest.approx(0.9), det().time_of(105), det().time_of(103))
+    (found,) = d.process(scores)
+    assert found == Detection("a", pytest.approx(0.9), d.timing.end_of(105),
+                              d.timing.end_of(103))
+
+
+def test_nan_scores_never_fire():
+    scores = track(50, {(10, 0): 0.9})
+    scores[20:30, 0] = np.nan
+    scores[35, 0] = 0.9
+    assert [d.time_s for d in det(refractory_s=0.1).process(scores)] == \
+        [det().timing.end_of(10), det().timing.end_of(35)]
 
 
 def test_threshold_for_a_false_alarm_budget():
-    table = {"threshold": [0.1, 0.5, 0.9, 0.99], "fa_per_hour": [9.0, 2.0, 0.4, 0.0]}
-    assert threshold_for_budget(table, 0.5) == 0.9
-    assert threshold_for_budget(table, 2.0) == 0.5
-    assert threshold_for_budget(table, 0.0) == 0.99
-    assert threshold_for_budget({"threshold": [0.1, 0.5], "fa_per_hour": [9, 3]}, 1) == 0.5
+    fa = [9.0, 2.0, 0.4, 0.0]
+    thresholds = [0.1, 0.5, 0.9, 0.99]
+    assert thresholds[budget_index(fa, 0.5)] == 0.9
+    assert thresholds[budget_index(fa, 2.0)] == 0.5
+    assert thresholds[budget_index(fa, 0.0)] == 0.99
+    assert budget_index([9, 3], 1) is None
+    # not monotone: the budget holds from 0.9 up only (0.5 meets it, 0.7 does not)
+    assert budget_index([9.0, 0.4, 2.0, 0.4], 0.5) == 3
 
 
-def test_config_errors_name_the_value():
-    with pytest.raises(ValueError, match=r"threshold for 'a' is 1.5; allowed: 0 < threshold <= 1"):
-        DetectorConfig(thresholds={"a": 1.5})
-    with pytest.raises(ValueError, match=r"max_fa_per_hour is -1; allowed: > 0"):
-        DetectorConfig(max_fa_per_hour=-1)
-    with pytest.raises(ValueError, match=r"smoothing_steps=0"):
-        DetectorConfig(smoothing_steps=0)
+def test_rule_errors_name_the_value():
+    with pytest.raises(ConfigError, match=r"threshold for 'a' = 1\.5 is not allowed; expected a "
+                                          r"number with 0 < threshold <= 1"):
+        DecisionRule({"a": 1.5})
+    with pytest.raises(ConfigError, match=r"threshold for 'a' = nan"):
+        DecisionRule({"a": float("nan")})
+    with pytest.raises(ConfigError, match=r"decision\.smoothing_steps = 0"):
+        DecisionRule(smoothing_steps=0)
+    with pytest.raises(ConfigError, match=r"decision\.min_steps = True"):
+        DecisionRule(min_steps=True)
+    with pytest.raises(ValueError, match=r"no threshold for \['b'\]"):
+        Detector(KW, DecisionRule({"a": 0.5}))

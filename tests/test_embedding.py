@@ -4,9 +4,9 @@ from training to streaming detection."""
 import numpy as np
 import pytest
 
-from kws import embedding
-from kws.config import SPEECH_EMBEDDING, ConfigError, FrontendConfig
-from kws.frontend import features, num_frames, streaming_frontend
+from kws.core.config import SPEECH_EMBEDDING, ConfigError, FrontendConfig
+from kws.features import embedding, features, streaming_frontend
+from kws.features.logmel import num_frames
 
 EMBEDDING = FrontendConfig(kind="speech_embedding", **SPEECH_EMBEDDING)
 STREAM_TOL = 1e-4  # streaming vs whole clip: the mel graph's float rounding differs by chunk
@@ -89,9 +89,10 @@ def test_config_names_the_fields_the_embedding_fixes():
 def embedding_model(tmp_path_factory):
     """A tiny keyword model on speech embeddings, trained from a feature pool and exported."""
     pytest.importorskip("torch", reason="training needs the train extra")
-    from export.exporter import export_model
-    from kws.config import load_config
-    from kws.train import train
+    from kws.export.exporter import export_model
+
+    from kws.core.config import load_config
+    from kws.train.run import train
     from tests.synthetic import make_corpus, write_config
 
     root = make_corpus(tmp_path_factory.mktemp("embedding-corpus"))
@@ -108,7 +109,7 @@ def embedding_model(tmp_path_factory):
 
 
 def test_model_trains_exports_and_streams_like_offline(embedding_model):
-    from kws.contract import load_manifest
+    from kws.core.contract import load_manifest
     from kws.runtime import OnnxModel
 
     _, result, folder = embedding_model
@@ -131,8 +132,8 @@ def test_feature_pool_batches_are_rows_of_the_pool(embedding_model):
     """With a pool, training batches come from features computed once."""
     import torch
 
-    from kws.config import load_config
-    from kws.train import Trainer
+    from kws.core.config import load_config
+    from kws.train.trainer import Trainer
 
     root = embedding_model[0]
     trainer = Trainer(load_config(root / "tiny.toml"), root / "pool-run", device="cpu")
@@ -147,7 +148,7 @@ def test_feature_pool_batches_are_rows_of_the_pool(embedding_model):
 
 
 def test_firmware_refuses_an_embedding_model(embedding_model, tmp_path):
-    from firmware_bridge.emit import emit
+    from kws.firmware.emit import emit
 
     with pytest.raises(ValueError, match="speech_embedding.*log_mel models only"):
         emit(embedding_model[2], tmp_path / "fw")
@@ -157,7 +158,8 @@ def test_manifest_names_the_embedding_weights_and_refuses_others(embedding_model
     import json
     import shutil
 
-    from kws.contract import ManifestError, load_manifest
+    from kws.core.contract import ManifestError, load_manifest
+    from kws.runtime import OnnxModel
 
     folder = tmp_path / "model"
     shutil.copytree(embedding_model[2], folder)
@@ -168,7 +170,7 @@ def test_manifest_names_the_embedding_weights_and_refuses_others(embedding_model
     raw["frontend_weights"]["files"]["embedding_model.onnx"] = "0" * 64
     (folder / "model.json").write_text(json.dumps(raw))
     with pytest.raises(ManifestError, match="trained on another embedding_model.onnx"):
-        load_manifest(folder)
+        OnnxModel(folder)  # the runtime refuses to run it
 
 
 def test_streams_call_the_model_every_90_ms_by_default(embedding_model, tiny_export):

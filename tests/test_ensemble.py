@@ -9,10 +9,11 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="torch is in the train extra")
 
-from kws.config import FrontendConfig, ModelConfig, load_config
-from kws.ensemble import merge
-from kws.model import KeywordModel
-from kws.train import load_model, train
+from kws.core.config import FrontendConfig, ModelConfig, load_config
+from kws.train.checkpoint import load_model
+from kws.train.ensemble import merge
+from kws.train.model import KeywordModel
+from kws.train.run import train
 from tests.synthetic import make_corpus, write_config
 
 FRONTEND = FrontendConfig()
@@ -79,7 +80,7 @@ def test_members_train_merge_and_the_merge_scores_their_mean(ensemble_run):
 
 def test_members_share_one_feature_pool(ensemble_run, monkeypatch):
     """The second member trains on the first member's pool: the pool is built once."""
-    from kws.train import Trainer
+    from kws.train.trainer import Trainer
 
     cfg, _, out = ensemble_run
     built = []
@@ -91,7 +92,7 @@ def test_members_share_one_feature_pool(ensemble_run, monkeypatch):
 
 
 def test_resume_keeps_finished_members(ensemble_run, monkeypatch):
-    from kws.train import Trainer
+    from kws.train.trainer import Trainer
 
     cfg, result, out = ensemble_run
     before = (out / "member-0" / "best.pt").stat().st_mtime_ns
@@ -102,8 +103,9 @@ def test_resume_keeps_finished_members(ensemble_run, monkeypatch):
 
 
 def test_merged_model_exports_and_onnx_matches_torch(ensemble_run, tmp_path):
-    from export.exporter import export_model
-    from kws.contract import FLOAT_FILE
+    from kws.export.exporter import export_model
+
+    from kws.core.contract import FLOAT_FILE
     from kws.runtime import OnnxModel
 
     cfg, _, out = ensemble_run

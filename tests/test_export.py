@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from kws.contract import FLOAT_FILE, INT8_FILE, MANIFEST, ManifestError, load_manifest
+from kws.core.contract import FLOAT_FILE, INT8_FILE, MANIFEST, ManifestError, load_manifest
 
 pytest.importorskip("onnx", reason="export needs onnx (train/dev extra)")
 
@@ -42,7 +42,7 @@ def test_int8_file_stores_every_weight_matrix_as_int8(tiny_export):
 
 
 def test_quantize_columns_error_is_half_a_step():
-    from export.quantize import quantize_columns
+    from kws.export.quantize import quantize_columns
 
     w = np.random.default_rng(0).standard_normal((50, 7)).astype(np.float32)
     w[:, 3] = 0.0
@@ -55,7 +55,7 @@ def test_quantize_columns_error_is_half_a_step():
 def test_onnx_matches_torch_and_streams(tiny_run, tiny_export):
     torch = pytest.importorskip("torch")
     from kws.runtime import OnnxModel
-    from kws.train import load_model
+    from kws.train.checkpoint import load_model
 
     model, _ = load_model(tiny_run[1])
     onnx_model = OnnxModel(tiny_export, FLOAT_FILE)
@@ -89,7 +89,7 @@ def test_verify_fails_loudly_on_a_broken_bound(tiny_export, tmp_path):
 
 
 def test_miss_rate_change_over_a_point_fails(tiny_export):
-    from export.verify import verify_folder
+    from kws.export.verify import verify_folder
 
     report = verify_folder(tiny_export, miss_delta=0.02)
     assert not report.ok

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import soundfile
 
-from kws.audio import float32_to_int16, load_audio
+from kws.core.audio import float32_to_int16, load_audio
 from kws.runtime import OnnxModel
 
 pytest.importorskip("onnx", reason="the firmware bridge reads the int8 ONNX file with onnx")
-from firmware_bridge.emit import emit  # noqa: E402
-from firmware_bridge.tensors import load_blob  # noqa: E402
-from firmware_bridge.verify import compile_host, verify_firmware  # noqa: E402
+from kws.firmware.emit import emit  # noqa: E402
+from kws.firmware.tensors import load_blob  # noqa: E402
+from kws.firmware.verify import compile_host, verify_firmware  # noqa: E402
 
 C_FILES = ("kws.c", "kws_model.c", "kws_protocol.c", "host_main.c", "device_main.c")
 
@@ -59,7 +59,7 @@ def test_c_matches_onnxruntime_on_audio_in_any_chunking(tiny_export, clips):
 
 
 def test_a_diverging_c_build_fails_with_the_first_step(tiny_export, clips, monkeypatch):
-    import firmware_bridge.verify as verify
+    import kws.firmware.verify as verify
 
     def broken_emit(folder, out):
         out = emit(folder, out)
@@ -98,7 +98,7 @@ def test_firmware_cli(tiny_export, clips, tmp_path):
 def device(sources, tmp_path):
     """The host-built device program on one end of a pseudo-terminal, a Device on the other."""
     serial = pytest.importorskip("serial", reason="the host bridge needs pyserial")
-    from firmware_bridge.protocol import Device
+    from kws.firmware.protocol import Device
 
     exe = compile_host(sources, "device_main.c", tmp_path)
     master, slave = os.openpty()
@@ -123,7 +123,7 @@ def threshold_for(model, pcm):
 
 
 def test_serial_bridge_end_to_end(device, tiny_export, clips):
-    from firmware_bridge.protocol import AUDIO, DeviceError, encode
+    from kws.firmware.protocol import AUDIO, DeviceError, encode
 
     assert device.hello() == {"protocol": 1, "keywords": ["up", "down"], "step_ms": 30}
     model = OnnxModel(tiny_export)

@@ -8,8 +8,8 @@ The same bounds hold with the running mean normalisation on (``NORM``).
 import numpy as np
 import pytest
 
-from kws.config import ConfigError, FrontendConfig
-from kws.frontend import StreamingFrontend, log_mel, mel_matrix, num_frames, window
+from kws.core.config import ConfigError, FrontendConfig
+from kws.features.logmel import StreamingFrontend, log_mel, mel_matrix, num_frames, window
 
 STREAM_TOL = 1e-4
 TORCH_TOL = 1e-4
@@ -147,7 +147,7 @@ def test_bad_configs_and_inputs_are_named():
 @pytest.mark.parametrize("cfg", [CFG, NORM], ids=["plain", "mean_norm"])
 def test_numpy_equals_torch(cfg):
     torch = pytest.importorskip("torch", reason="torch is in the train extra")
-    from kws.frontend import log_mel_torch
+    from kws.features.logmel import log_mel_torch
 
     waves = np.stack([speechlike(1.0, seed=s) for s in range(3)])
     waves[1] = 0.0

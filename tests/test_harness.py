@@ -3,10 +3,12 @@
 import numpy as np
 import pytest
 
-from kws.audio import float32_to_int16
-from kws.evaluate import Timing, evaluate_stream
-from kws.harness import markdown_table
-from kws.metrics import parse_labels, stream_counts
+from kws.core.audio import float32_to_int16
+from kws.core.timing import Timing
+from kws.eval.harness import parse_labels
+from kws.eval.report import markdown_table
+from kws.metrics.det import stream_counts
+from kws.metrics.evaluate import evaluate_stream
 
 
 def test_label_file_parsing(tmp_path):
@@ -61,40 +63,43 @@ def test_evaluate_stream_with_a_fake_engine():
     assert point["miss_rate"] == 1.0  # 1 FA/h needs a threshold above 0.9: nothing fires
     assert [fa["time_s"] for fa in report["false_alarms"]] == []
     table = markdown_table([dict(report, engine="fake")])
-    assert "| fake | kw | 3 | 100.0% | 100.0% | 100.0% |" in table
+    # 58.5 s of negatives cannot resolve 0.1-1 FA/h: every column is marked
+    assert "| fake | kw | 3 | 100.0%* | 100.0%* | 100.0%* |" in table
+    assert "cannot resolve 0.1, 0.5, 1 FA/h" in table
     with pytest.raises(ValueError, match="lists no keyword"):
         evaluate_stream(fake_scorer, Timing(3), "kw", 0, "s.wav", wave, [])
 
 
 def test_peer_spec_errors():
-    from kws.peers import load_peer
+    from kws.peers import peer_streams
 
     with pytest.raises(ValueError, match=r"peer 'nope:alexa': expected ENGINE:KEYWORD"):
-        load_peer("nope:alexa")
+        peer_streams("nope:alexa")
     with pytest.raises(ValueError, match="expected ENGINE:KEYWORD"):
-        load_peer("microwakeword")
+        peer_streams("microwakeword")
 
 
 @pytest.mark.parametrize("engine, step_s", [("microwakeword", 0.03), ("openwakeword", 0.08)])
 def test_real_peer_adapters(engine, step_s):
     module = {"microwakeword": "pymicro_wakeword", "openwakeword": "openwakeword"}[engine]
     pytest.importorskip(module, reason=f"{engine} is not installed (kws[peers] extra)")
-    from kws.peers import PeerUnavailable, load_peer
+    from kws.eval.engines import load_engine
+    from kws.peers import PeerUnavailable, peer_streams
 
-    peer = load_peer(f"{engine}:alexa")
+    peer = load_engine(f"{engine}:alexa")
     assert peer.keywords == ("alexa",) and peer.timing.step_s == pytest.approx(step_s)
     rng = np.random.default_rng(0)
     wave = (0.01 * rng.standard_normal(16000 * 3)).astype(np.float32)
     scores = peer.scorer(wave)
     assert scores.shape[1] == 1 and abs(len(scores) - 3 / step_s) <= 3
     assert 0 <= scores.min() and scores.max() < 0.5  # quiet noise is not alexa
-    stream, parts = peer.new_stream(), []
+    stream, parts = peer_streams(f"{engine}:alexa")[0](), []
     pcm = float32_to_int16(wave)
     for i in range(0, len(pcm), 700):  # chunked input gives the same track
         parts.append(stream.accept(pcm[i:i + 700]))
     np.testing.assert_allclose(np.concatenate(parts), scores, atol=1e-5)
     with pytest.raises(PeerUnavailable, match="no bundled model for 'nope'"):
-        load_peer(f"{engine}:nope")
+        load_engine(f"{engine}:nope")
 
 
 def test_eval_cli_on_a_labelled_stream(tiny_run, tiny_export, tmp_path):
@@ -104,7 +109,7 @@ def test_eval_cli_on_a_labelled_stream(tiny_run, tiny_export, tmp_path):
 
     import soundfile
 
-    from kws.audio import load_audio
+    from kws.core.audio import load_audio
 
     root = tiny_run[0]
     gap = np.zeros(16000 * 3, np.float32)
@@ -126,7 +131,7 @@ def test_eval_cli_on_a_labelled_stream(tiny_run, tiny_export, tmp_path):
     report = json.loads((out / "0-model.int8.onnx" / "report.json").read_text())
     assert report["positive_clips"] == {"up": 3} and report["stream"].endswith("stream.wav")
     assert "| model.int8.onnx | up | 3 |" in (out / "summary.md").read_text()
-    assert report["decision"] == {"smoothing_steps": 1, "min_steps": 1}
+    assert report["decision"] == {"smoothing_steps": 1, "min_steps": 1, "refractory_s": 2.0}
     proc = subprocess.run([sys.executable, "-m", "kws.cli", "eval", "--model", str(tiny_export),
                            "--stream", str(tmp_path / "stream.wav"), "--labels",
                            str(tmp_path / "labels.txt"), "--keyword", "up", "--smoothing", "3",
@@ -134,7 +139,7 @@ def test_eval_cli_on_a_labelled_stream(tiny_run, tiny_export, tmp_path):
                           check=False)
     assert proc.returncode == 0, proc.stderr
     smoothed = json.loads((out / "0-model.int8.onnx" / "report.json").read_text())
-    assert smoothed["decision"] == {"smoothing_steps": 3, "min_steps": 2}
+    assert smoothed["decision"] == {"smoothing_steps": 3, "min_steps": 2, "refractory_s": 2.0}
     assert "scores averaged over 3 steps, at the threshold for 2 steps in a row" in \
         (out / "summary.md").read_text()
     # a smoothed track never peaks higher than the raw one

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from kws.audio import load_audio
+from kws.core.audio import load_audio
 from kws.runtime import OnnxModel
 
 

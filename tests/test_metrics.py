@@ -3,13 +3,15 @@
 import numpy as np
 import pytest
 
-from kws.metrics import Det, count_events, det_curve, events, miss_rates, step_end_seconds, \
-    summarize_delays
+from kws.core.decision import events
+from kws.core.timing import step_end_seconds
+from kws.metrics.det import Det, count_events, det_curve, miss_rates, summarize_delays
 
 
-def test_events_respect_refractory():
+def test_events_respect_refractory_and_rearm():
     track = np.array([0, .9, .9, .9, 0, 0, .9, 0, .9, .9])
-    assert events(track, 0.5, refractory=1).tolist() == [1, 2, 3, 6, 8, 9]
+    # re-armed only below the threshold: one event per run of steps above it
+    assert events(track, 0.5, refractory=1).tolist() == [1, 6, 8]
     assert events(track, 0.5, refractory=3).tolist() == [1, 6, 9]
     assert events(track, 0.5, refractory=10).tolist() == [1]
     assert events(track, 0.95, refractory=3).tolist() == []
@@ -21,9 +23,9 @@ def test_count_events_per_threshold_and_keyword():
     a = np.array([[0.2, 0.0], [0.6, 0.0], [0.0, 0.7], [0.9, 0.0]])
     b = np.array([[0.0, 0.95], [0.0, 0.0]])
     counts = count_events([a, b], np.array([0.1, 0.5, 0.8, 0.99]), refractory=1)
-    # keyword 0: >=0.1: steps 0,1,3 -> 3; >=0.5: 1,3 -> 2; >=0.8: 3 -> 1; >=0.99: 0
+    # keyword 0: >=0.1: runs 0-1, 3 -> 2; >=0.5: 1, 3 -> 2; >=0.8: 3 -> 1; >=0.99: 0
     # keyword 1: >=0.1: a2, b0 -> 2; >=0.5: 2; >=0.8: b0 -> 1; >=0.99: 0
-    assert counts.tolist() == [[3, 2], [2, 2], [1, 1], [0, 0]]
+    assert counts.tolist() == [[2, 2], [2, 2], [1, 1], [0, 0]]
 
 
 def test_miss_rates_by_hand():

@@ -4,8 +4,8 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="torch is in the train extra")
 
-from kws.config import FrontendConfig, ModelConfig, load_config  # noqa: E402
-from kws.model import KeywordModel, count_parameters, macs_per_second  # noqa: E402
+from kws.core.config import FrontendConfig, ModelConfig, load_config  # noqa: E402
+from kws.train.model import KeywordModel, count_parameters, macs_per_second  # noqa: E402
 
 STREAM_TOL = 1e-5  # float32, same ops in a different grouping
 
@@ -66,7 +66,7 @@ def test_default_model_budget():
 
 
 def test_model_config_errors():
-    from kws.config import ConfigError
+    from kws.core.config import ConfigError
 
     with pytest.raises(ConfigError, match=r'model\.keywords .* names other than "none"'):
         ModelConfig(keywords=("none", "x"))

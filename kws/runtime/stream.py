@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from kws.audio import as_float32
-from kws.frontend import streaming_frontend
+from kws.core.audio import as_float32
+from kws.core.timing import num_frames
+from kws.features import streaming_frontend
 
 CALL_S = 0.09  # default audio per model call (3 steps of a log-mel model, 1 of 80 ms)
 
@@ -55,7 +56,7 @@ class Stream:
         self._samples += len(x)
         s = self.model.step_frames
         buffered = self._samples + self.frontend.pending_samples
-        ready = 0 if buffered < self._window else 1 + (buffered - self._window) // self._hop
+        ready = num_frames(buffered, self._window, self._hop)
         if len(self._frames) + ready < s * self.steps_per_call:
             return self._no_scores
         return self._run()

@@ -1,0 +1,97 @@
+"""Engines for ``kws eval``: anything that turns audio into per-step keyword scores.
+
+An :class:`Engine` is a name, its keywords, its step timing, a scorer (see
+:mod:`kws.metrics.evaluate`) and the decision rule its scores are read with. Engines come from an
+exported model folder (onnxruntime, no torch), a training run or checkpoint (torch, through
+:mod:`kws.train.checkpoint`), or another wake word engine (:mod:`kws.peers`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from kws.core.audio import float32_to_int16
+from kws.core.config import Config
+from kws.core.contract import MANIFEST
+from kws.core.decision import DecisionRule
+from kws.core.extras import require
+from kws.core.timing import Timing
+from kws.metrics.evaluate import Scorer
+from kws.peers import PEERS, peer_streams
+from kws.runtime import OnnxModel
+
+
+@dataclass(frozen=True)
+class Engine:
+    """Something that turns audio into per-step keyword scores, and how they are read.
+
+    Attributes:
+        rule: the decision rule (smoothing, holding, refractory) its scores are read with: a
+            model's own, the default rule for other engines.
+        config: the run config of a checkpoint or exported model (None for peers).
+    """
+
+    name: str
+    keywords: tuple[str, ...]
+    timing: Timing
+    scorer: Scorer
+    rule: DecisionRule = field(default_factory=DecisionRule)
+    config: Config | None = None
+
+
+def exported_engine(folder: Path, file: str | None = None) -> Engine:
+    """An engine for an exported model folder (the int8 file unless ``file`` says otherwise)."""
+    model = OnnxModel(folder, file)
+    m = model.manifest
+    return Engine(f"{folder}/{model.file}", model.keywords, Timing.of(m.frontend, m.step_frames),
+                  model.score_audio, m.rule)
+
+
+def checkpoint_engine(path: Path) -> Engine:
+    """An engine for a checkpoint or run folder (needs torch: the ``train`` extra)."""
+    require("torch", "train", f"evaluating the checkpoint {path}")
+    from kws.train.checkpoint import load_model
+    from kws.train.model import torch_scorer
+
+    model, cfg = load_model(path)
+    return Engine(str(path), cfg.model.keywords, Timing.of(cfg.frontend, cfg.model.stack_frames),
+                  torch_scorer(model, cfg), cfg.decision, cfg)
+
+
+def peer_engine(spec: str) -> Engine:
+    """An engine for ``openwakeword:KEYWORD`` or ``microwakeword:KEYWORD``."""
+    new_stream, timing = peer_streams(spec)
+
+    def scorer(wave: np.ndarray) -> np.ndarray:
+        return new_stream().accept(float32_to_int16(wave))
+
+    return Engine(spec, (spec.partition(":")[2],), timing, scorer)
+
+
+def load_engine(spec: str) -> Engine:
+    """A checkpoint (``.pt`` or a run folder with ``best.pt``), an exported model folder
+    (``model.json`` inside), or a peer engine ``openwakeword:KEYWORD`` /
+    ``microwakeword:KEYWORD``."""
+    if spec.split(":", 1)[0] in PEERS:
+        return peer_engine(spec)
+    path = Path(spec)
+    if (path / MANIFEST).is_file():
+        return exported_engine(path)
+    if path.suffix == ".pt" or (path / "best.pt").is_file():
+        return checkpoint_engine(path)
+    raise FileNotFoundError(f"{spec}: not a checkpoint (.pt), a run folder with best.pt, or an "
+                            "exported model folder with model.json")
+
+
+def with_rule(engine: Engine, smoothing_steps: int | None = None, min_steps: int | None = None,
+              refractory_s: float | None = None) -> Engine:
+    """``engine`` read with the given settings in place of its own (None: keep its own), as
+    ``kws detect --smoothing S --min-steps M --refractory R`` reads a model."""
+    given = {"smoothing_steps": smoothing_steps, "min_steps": min_steps,
+             "refractory_s": refractory_s}
+    rule = dataclasses.replace(engine.rule, **{k: v for k, v in given.items() if v is not None})
+    return dataclasses.replace(engine, rule=rule)

@@ -1,0 +1,130 @@
+"""Synthetic keyword speech: positives and confusable negatives from the installed TTS engines.
+
+Half of the espeak-ng renderings say the keyword as people also do (:mod:`kws.synth.phonemes`).
+Every rendering gets voice-level augmentation (vocal tract length perturbation, speed) and is
+rejected when broken (silent, clipped, too short or too long). Confusable negatives
+(:func:`kws.synth.phonemes.confusable_texts`) come with as many ordinary sentences, spoken by
+every engine (so that no engine's voice alone means "keyword").
+
+``kws synth`` writes ``positive/``, ``confusable/``, a JSONL manifest and a report of what it
+made and rejected, the engines it used and their licences.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from kws.synth import tts
+from kws.synth.phonemes import SENTENCES, confusable_texts, phonemes, pronunciations
+from kws.synth.tts import render
+from kws.synth.voices import voices, vtlp
+from kws.train.augment import change_speed
+
+log = logging.getLogger(__name__)
+
+
+def broken(wave: np.ndarray, sample_rate: int = 16000, min_s: float = 0.2,
+           max_s: float = 4.0) -> str | None:
+    """Why a rendering is unusable (None if it is fine)."""
+    seconds = len(wave) / sample_rate
+    if seconds < min_s or seconds > max_s:
+        return f"length {seconds:.2f} s outside {min_s}-{max_s} s"
+    if float(np.sqrt(np.mean(np.square(wave)))) < 1e-3:
+        return "silent"
+    if np.mean(np.abs(wave) >= 0.999) > 1e-3:
+        return "clipped"
+    return None
+
+
+def synthesize(phrase: str, out: Path, count: int, seed: int = 0,
+               confusables: int | None = None) -> dict:
+    """Write ``count`` positive renderings of ``phrase`` and confusable negatives to ``out``.
+
+    Returns the report (also written to ``out/report.json``).
+    """
+    import soundfile
+
+    engines = tts.available()
+    if not engines:
+        raise RuntimeError("no TTS engine found: " + "; ".join(tts.INSTALL_HINT.values()))
+    rng = np.random.default_rng(seed)
+    n_conf = confusables if confusables is not None else count
+    near = confusable_texts(phrase, rng, max(1, n_conf // 2))
+    texts = [near[i % len(near)] for i in range(n_conf // 2)]
+    texts += [SENTENCES[int(rng.integers(len(SENTENCES)))] for _ in range(n_conf - len(texts))]
+    spelled = [t for t in texts if t.startswith("[[")]  # espeak-ng phoneme input
+    plain = [t for t in texts if not t.startswith("[[")]
+    phoneme_engines = [e for e in engines if e in tts.SPELLS_PHONEMES]
+    jobs = [("positive", phrase, v) for v in voices(count, rng, engines)]
+    # half of the renderings by an engine that reads phonemes say the phrase as people also do
+    said = iter(pronunciations(phrase, rng, count))
+    jobs = [(kind, next(said, text) if v.engine in tts.SPELLS_PHONEMES and i % 2 else text, v)
+            for i, (kind, text, v) in enumerate(jobs)]
+    if phoneme_engines:
+        jobs += [("confusable", t, v) for t, v in
+                 zip(spelled, voices(len(spelled), rng, phoneme_engines))]
+    jobs += [("confusable", t, v) for t, v in zip(plain, voices(len(plain), rng, engines))]
+    rejected: dict[str, int] = {}
+    made = {"positive": 0, "confusable": 0}
+    lines = []
+    for i, (kind, text, voice) in enumerate(jobs):
+        try:
+            wave = render(voice, text)
+        except RuntimeError as e:
+            rejected["engine error"] = rejected.get("engine error", 0) + 1
+            log.warning("%s", e)
+            continue
+        wave = vtlp(wave, float(rng.uniform(0.9, 1.1)))
+        wave = change_speed(wave, float(rng.uniform(0.9, 1.1)))
+        reason = broken(wave, max_s=4.0 if kind == "positive" else 8.0)
+        if reason:
+            rejected[reason.split(" ")[0]] = rejected.get(reason.split(" ")[0], 0) + 1
+            continue
+        folder = out / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{i:05d}-{voice.id}.wav"
+        soundfile.write(path, wave, 16000, subtype="PCM_16")
+        made[kind] += 1
+        label = phrase if kind == "positive" else "none"
+        lines.append(json.dumps({"path": f"{kind}/{path.name}", "label": label,
+                                 "speaker": voice.id, "text": text}))
+    (out / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    report = {"phrase": phrase, "phonemes": phonemes(phrase), "engines": engines,
+              "licences": {e: tts.LICENCES[e] for e in engines},
+              "not_installed": {e: h for e, h in tts.INSTALL_HINT.items() if e not in engines},
+              "made": made, "rejected": rejected,
+              "seed": seed}
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def keyword_name(phrase: str) -> str:
+    """A keyword name for a phrase: "Smart Mirror" -> "smart_mirror"."""
+    name = "_".join(phrase.lower().split())
+    if not name or not all(c.isalnum() or c in "_'-" for c in name):
+        raise ValueError(f"phrase {phrase!r}: use words of letters and digits")
+    return name
+
+
+def synthetic_config(cfg, phrase: str, folder: Path, count: int, seed: int = 0):
+    """``cfg`` retargeted to ``phrase``: synthetic positives (made in ``folder`` unless already
+    there) and its confusables added to the negatives; no real recording of the phrase."""
+    report = folder / "report.json"
+    if not (report.is_file() and json.loads(report.read_text()).get("phrase") == phrase
+            and json.loads(report.read_text()).get("seed") == seed):
+        synthesize(phrase, folder, count, seed)
+    name = keyword_name(phrase)
+    data = dataclasses.replace(
+        cfg.data, keyword_dirs={name: (str((folder / "positive").resolve()),)}, holdout={},
+        negative_dirs=tuple(str(cfg.resolve(d).resolve()) for d in cfg.data.negative_dirs)
+        + (str((folder / "confusable").resolve()),),
+        eval_negative_dirs=tuple(str(cfg.resolve(d).resolve())
+                                 for d in cfg.data.eval_negative_dirs),
+        noise_dirs=tuple(str(cfg.resolve(d).resolve()) for d in cfg.data.noise_dirs))
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, keywords=(name,)),
+                               data=data)

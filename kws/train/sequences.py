@@ -1,0 +1,161 @@
+"""Training sequences: long audio with negative speech and, sometimes, one keyword inside.
+
+A sequence is ``sequence_s`` seconds (e.g. 4 s) of negative speech segments (or near silence),
+optionally with one keyword clip placed so that its end falls inside the sequence, then reverb,
+noise (recorded, colored or babble) at a random SNR and a random gain. Some negative sequences
+hold only the first half of a keyword, so the model learns to wait for the end of the word.
+The keyword's start and end (energy endpoint of the clean clip) travel with the sequence; the loss
+in :mod:`kws.train.loss` uses them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from kws.core import mixing
+from kws.core.audio import speech_bounds
+from kws.core.config import AugmentConfig
+from kws.data.corpora import Clips
+from kws.train import augment
+
+PARTIAL_KEYWORD_SHARE = 0.15  # of negative sequences: the first half of a keyword clip
+SILENT_SHARE = 0.15  # of sequences: no background speech, only what noise mixing adds
+GAP_S = 0.1  # silence kept around a placed keyword (the clip itself carries 0.15 s margins)
+
+
+@dataclass(frozen=True)
+class Sequence:
+    """One training sequence.
+
+    Attributes:
+        wave: ``(n_samples,)`` float32.
+        label: 0 for none, ``1 + keyword index`` for a keyword.
+        start_s, end_s: the keyword's voiced part in seconds (0, 0 when ``label == 0``).
+    """
+
+    wave: np.ndarray
+    label: int
+    start_s: float = 0.0
+    end_s: float = 0.0
+
+
+class SequenceMaker:
+    """Draws random training sequences from decoded clips; see the module docstring."""
+
+    def __init__(self, clips: Clips, keywords: tuple[str, ...], noise: list[np.ndarray],
+                 rirs: list[np.ndarray], aug: AugmentConfig, sequence_s: float,
+                 positive_share: float, sample_rate: int = 16000,
+                 negative_draw: str = "file") -> None:
+        missing = [kw for kw in keywords if not clips.positives.get(kw)]
+        if missing:
+            raise ValueError(f"no training clips for keyword(s) {missing}")
+        if not clips.negatives:
+            raise ValueError("no negative training audio")
+        self.keywords, self.noise, self.rirs, self.aug = keywords, noise, rirs, aug
+        self.n = int(sequence_s * sample_rate)
+        self.sr = sample_rate
+        self.positive_share = positive_share
+        self.negatives = [w for _, w in clips.negatives]
+        # "duration": a file is drawn with probability proportional to its length
+        self.negative_ends = np.cumsum([len(w) if negative_draw == "duration" else 1
+                                        for w in self.negatives])
+        self.positives = []  # per keyword: list of (trimmed clip, voiced start s, voiced end s)
+        margin = int(0.15 * sample_rate)
+        for kw in keywords:
+            items = []
+            for _, wave in clips.positives[kw]:
+                start, end = speech_bounds(wave, sample_rate)
+                a = max(0, int(start * sample_rate) - margin)
+                b = min(len(wave), int(end * sample_rate) + margin)
+                items.append((wave[a:b], start - a / sample_rate, end - a / sample_rate))
+            self.positives.append(items)
+
+    def background(self, rng: np.random.Generator) -> np.ndarray:
+        """Negative speech segments at random levels with short gaps, ``(n,)``."""
+        out = np.zeros(self.n, dtype=np.float32)
+        if rng.random() < SILENT_SHARE:
+            return out
+        pos = int(rng.integers(0, self.sr // 2))
+        while pos < self.n:
+            src = self.negatives[int(np.searchsorted(
+                self.negative_ends, rng.integers(self.negative_ends[-1]), side="right"))]
+            length = min(len(src), int(rng.uniform(0.5, 3.0) * self.sr), self.n - pos)
+            seg = mixing.fit_length(src, length, rng)
+            out[pos:pos + length] = seg * np.float32(10 ** (rng.uniform(-35, -15) / 20)
+                                                     / mixing.rms(seg))
+            pos += length + int(rng.uniform(0.0, 0.6) * self.sr)
+        return out
+
+    def keyword(self, rng: np.random.Generator) -> tuple[int, np.ndarray, float, float]:
+        """A random keyword clip after speed, tempo and level changes:
+        (index, clip, start_s, end_s)."""
+        k = int(rng.integers(len(self.keywords)))
+        clip, start, end = self.positives[k][int(rng.integers(len(self.positives[k])))]
+        speed = rng.uniform(*self.aug.speed)
+        clip = augment.change_speed(clip, speed)
+        tempo = 1.0
+        if self.aug.tempo != (1.0, 1.0):  # no draw: runs without tempo keep their random stream
+            tempo = rng.uniform(*self.aug.tempo)
+            clip = augment.change_tempo(clip, tempo)
+        factor = speed * tempo
+        clip = clip * np.float32(10 ** (rng.uniform(-30, -12) / 20) / mixing.rms(clip))
+        return k, clip, start / factor, end / factor
+
+    def place(self, wave: np.ndarray, clip: np.ndarray, offset: int) -> None:
+        """Silence the background around ``offset`` and add ``clip`` there (in place)."""
+        gap = int(GAP_S * self.sr)
+        wave[max(0, offset - gap):min(self.n, offset + len(clip) + gap)] = 0.0
+        part = clip[: self.n - offset]
+        wave[offset:offset + len(part)] += part
+
+    def make(self, rng: np.random.Generator) -> Sequence:
+        """Draw one augmented sequence."""
+        wave = self.background(rng)
+        label, start_s, end_s = 0, 0.0, 0.0
+        if rng.random() < self.positive_share:
+            k, clip, start, end = self.keyword(rng)
+            end_sample = int(end * self.sr)
+            latest = self.n - int(0.3 * self.sr)  # leave time after the keyword to fire
+            end_at = int(rng.integers(min(end_sample, latest - 1), latest))
+            cut = max(0, end_sample - end_at)  # a keyword longer than the room is cut in front
+            offset = end_at - end_sample + cut
+            self.place(wave, clip[cut:], offset)
+            label = k + 1
+            start_s = max(0.0, (offset - cut) / self.sr + start)
+            end_s = end_at / self.sr
+        elif rng.random() < PARTIAL_KEYWORD_SHARE:
+            _, clip, start, end = self.keyword(rng)
+            cut = int((start + rng.uniform(0.3, 0.55) * (end - start)) * self.sr)
+            self.place(wave, clip[:cut], int(rng.integers(0, max(1, self.n - cut))))
+        return Sequence(self.finish(wave, rng), label, start_s, end_s)
+
+    def finish(self, wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Reverb, noise, gain and channel colour over the whole sequence."""
+        if self.rirs and rng.random() < self.aug.reverb_prob:
+            wave = augment.reverberate(wave, self.rirs[int(rng.integers(len(self.rirs)))])
+        if rng.random() < self.aug.noise_prob:
+            noise = self.draw_noise(rng)
+            level = mixing.rms(wave)
+            if level < 1e-4:  # nothing to measure an SNR against: noise at a speech-like level
+                wave = wave + noise * np.float32(10 ** (rng.uniform(-50, -25) / 20))
+            else:
+                # loudest-frame SNR, as the evaluation measures it
+                wave = mixing.mix_at_snr(wave, noise, rng.uniform(*self.aug.snr_db), "peak")
+        else:
+            wave = wave + 1e-4 * rng.standard_normal(self.n).astype(np.float32)
+        wave = augment.gain_db(wave, rng.uniform(*self.aug.gain_db))
+        if self.aug.eq_prob > 0 and rng.random() < self.aug.eq_prob:
+            wave = augment.random_eq(wave, rng, self.aug.eq_db)
+        return wave
+
+    def draw_noise(self, rng: np.random.Generator) -> np.ndarray:
+        """Unit-RMS noise: a recording, colored noise or babble, ``(n,)``."""
+        kind = rng.random()
+        if self.noise and kind < 0.5:
+            noise = mixing.fit_length(self.noise[int(rng.integers(len(self.noise)))], self.n, rng)
+            return noise / np.float32(mixing.rms(noise))
+        if kind < 0.8:
+            return augment.colored_noise(self.n, float(rng.uniform(0, 2)), rng)
+        return augment.babble(self.n, self.negatives, rng)

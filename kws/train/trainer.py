@@ -1,0 +1,319 @@
+"""Training: ``kws train CONFIG`` (also under ``torchrun --nproc_per_node N``).
+
+The loss is :func:`kws.train.loss.keyword_loss`. Each epoch draws fresh sequences from a seed
+derived from (seed, epoch, rank): deterministic and resumable. Validation after every epoch
+measures the miss rate at ``target_fa_per_hour`` on the validation split; ``best.pt`` keeps the epoch with the lowest (``select = "validation"``; training
+stops early when it has not improved for ``patience`` epochs) or the last epoch
+(``select = "last"``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kws.core.config import Config, to_dict
+from kws.core.timing import Timing
+from kws.data import corpora
+from kws.features import features_torch
+from kws.metrics.evaluate import VAL_SNR_DB, evaluate, prepare_positives
+from kws.train import augment, checkpoint
+from kws.train.loss import keyword_loss
+from kws.train.model import (
+    KeywordModel,
+    count_parameters,
+    crop_to_steps,
+    macs_per_second,
+    torch_scorer,
+)
+from kws.train.sequences import SequenceMaker
+
+log = logging.getLogger(__name__)
+
+WINDOW_BEFORE_S, WINDOW_AFTER_S = 0.3, 0.3
+NORM_BATCHES = 8
+
+
+class Trainer:
+    """One training run in ``out_dir``; rank 0 validates and writes, all ranks train."""
+
+    def __init__(self, cfg: Config, out_dir: Path, device: str | None = None) -> None:
+        self.cfg, self.out = cfg, out_dir
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if self.world > 1:
+            import torch.distributed as dist
+
+            if self.device == "cuda":
+                self.device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+                torch.cuda.set_device(self.device)
+            dist.init_process_group("nccl" if self.device.startswith("cuda") else "gloo")
+        torch.manual_seed(cfg.train.seed)
+        self.model = KeywordModel(cfg.model, cfg.frontend).to(self.device)
+        self.module = self.model
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.model = DistributedDataParallel(self.module)
+        self.timing = Timing.of(cfg.frontend, cfg.model.stack_frames)
+        self.step_s = self.timing.step_s
+        t = cfg.train
+        self.batches = t.sequences_per_epoch // (t.batch_size * self.world)
+        self.opt = torch.optim.AdamW(self.module.parameters(), lr=t.lr,
+                                     weight_decay=t.weight_decay)
+        self.sched = torch.optim.lr_scheduler.OneCycleLR(
+            self.opt, max_lr=t.lr, total_steps=t.epochs * self.batches, pct_start=0.15)
+        self.amp = self.device.startswith("cuda")
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.pool: tuple[torch.Tensor, ...] | None = None  # features, labels, start, end
+        self.pool_seed = cfg.train.seed  # ensemble members share the pool of the base seed
+        self.history: list[dict] = []
+        self.best: tuple[float, float] | None = None
+        self.start_epoch = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def prepare_data(self) -> dict:
+        """Load the splits, noise and impulse responses; return the split summary."""
+        cfg = self.cfg
+        utts = corpora.collect(cfg)
+        table = corpora.split_table(utts)
+        train = corpora.load_split(utts, "train", cfg.model.keywords, cfg.frontend.sample_rate)
+        val = corpora.load_split(utts, "val", cfg.model.keywords, cfg.frontend.sample_rate)
+        empty = [kw for kw in cfg.model.keywords if not val.positives.get(kw)]
+        if empty:
+            raise ValueError(f"no validation clips for keyword(s) {empty}: validation measures "
+                             "each keyword's miss rate (give more clips or raise "
+                             "[data] val_fraction)")
+        if not val.negatives:
+            raise ValueError("no validation negatives: validation measures false alarms per "
+                             "hour (add negative audio or raise [data] val_fraction)")
+        noise = corpora.load_noise(cfg)
+        rirs = augment.simulate_rirs(cfg.augment.n_rirs, cfg.train.seed) \
+            if cfg.augment.reverb_prob > 0 else []
+        self.maker = SequenceMaker(train, cfg.model.keywords, noise, rirs, cfg.augment,
+                                   cfg.train.sequence_s, cfg.train.positive_share,
+                                   cfg.frontend.sample_rate, cfg.train.negative_draw)
+        self.val_pos = prepare_positives(val.positives, cfg.model.keywords, noise, VAL_SNR_DB,
+                                         seed=cfg.train.seed)
+        self.val_neg = val.negatives
+        self.val_features: dict = {}  # features of the val_pos / val_neg waves, computed once
+        summary = {"splits": table, "skipped_files": train.skipped + val.skipped,
+                   "train_negative_hours": train.negative_seconds() / 3600,
+                   "val_negative_hours": val.negative_seconds() / 3600,
+                   "val_snr_db": VAL_SNR_DB}
+        log.info("splits (label: train/val/test): %s", json.dumps(table))
+        log.info("skipped %d unreadable files", summary["skipped_files"])
+        return summary
+
+    def batch(self, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
+        """Features ``(B, T, n_mels)`` plus labels and keyword bounds in steps: fresh sequences,
+        or a random draw from the feature pool when there is one."""
+        if self.pool is None:
+            return self.draw(rng)
+        pick = torch.from_numpy(rng.integers(len(self.pool[0]), size=self.cfg.train.batch_size))
+        return tuple(t[pick].to(self.device) for t in self.pool)
+
+    def build_pool(self, progress: bool) -> None:
+        """Draw ``feature_pool`` sequences once (from a seed of their own) and keep their
+        features on the CPU."""
+        from tqdm import tqdm
+
+        n, size = self.cfg.train.feature_pool, self.cfg.train.batch_size
+        rng = np.random.default_rng([self.pool_seed, 777, self.rank])
+        parts = [tuple(t.cpu() for t in self.draw(rng))
+                 for _ in tqdm(range(-(-n // size)), desc="feature pool", leave=False,
+                               disable=None if progress else True)]
+        self.pool = tuple(torch.cat(column)[:n] for column in zip(*parts))
+        log.info("feature pool: %d sequences, %.0f MB", n,
+                 self.pool[0].numel() * self.pool[0].element_size() / 1e6)
+
+    def draw(self, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
+        """Features of ``batch_size`` fresh sequences, labels and keyword bounds in steps."""
+        seqs = [self.maker.make(rng) for _ in range(self.cfg.train.batch_size)]
+        waves = torch.from_numpy(np.stack([s.wave for s in seqs])).to(self.device)
+        feats = crop_to_steps(features_torch(waves, self.cfg.frontend), self.module.step_frames)
+        labels = torch.tensor([s.label for s in seqs], device=self.device)
+        # a step reads `lag` seconds of audio before its own span (0 for log-mel, 0.7 s for the
+        # speech embedding): a time t maps to the first step whose audio ends after t
+        lag = max(0.0, self.timing.window_s - self.step_s)
+        start, end = (torch.tensor([max(0, int((t - lag) / self.step_s)) for t in times],
+                                   device=self.device)
+                      for times in ([s.start_s for s in seqs], [s.end_s for s in seqs]))
+        return feats, labels, start, end
+
+    def fit_normalization(self) -> None:
+        rng = np.random.default_rng([self.cfg.train.seed, 999])
+        feats = torch.cat([self.batch(rng)[0].reshape(-1, self.cfg.frontend.n_mels)
+                           for _ in range(NORM_BATCHES)])
+        self.module.set_normalization(feats.mean(0), feats.std(0))
+
+    def train_epoch(self, epoch: int, progress: bool) -> float:
+        from tqdm import tqdm
+
+        self.model.train()
+        rng = np.random.default_rng([self.cfg.train.seed, epoch, self.rank])
+        gen = torch.Generator().manual_seed(self.cfg.train.seed * 1000 + epoch)
+        torch.manual_seed(self.cfg.train.seed * 1000 + epoch)
+        before = int(round(WINDOW_BEFORE_S / self.step_s))
+        after = int(round(WINDOW_AFTER_S / self.step_s))
+        a = self.cfg.augment
+        losses = []
+        bar = tqdm(range(self.batches), desc=f"epoch {epoch + 1}/{self.cfg.train.epochs}",
+                   disable=None if progress else True, leave=False)
+        for _ in bar:
+            feats, labels, start, end = self.batch(rng)
+            feats = augment.spec_augment(feats, a.time_mask, a.freq_mask, gen)
+            with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
+                logits, _ = self.model(feats)
+            loss = keyword_loss(logits, labels, start, end, before, after)
+            self.opt.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.opt)
+            torch.nn.utils.clip_grad_norm_(self.module.parameters(), 5.0)
+            self.scaler.step(self.opt)
+            self.scaler.update()
+            self.sched.step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+        return float(np.mean(losses))
+
+    def validate(self) -> dict:
+        self.module.eval()
+        scorer = torch_scorer(self.module, self.cfg, self.device, self.val_features)
+        report, _ = evaluate(scorer, self.timing, self.cfg.model.keywords, self.val_pos,
+                             self.val_neg, self.cfg.decision)
+        target = f"{self.cfg.train.target_fa_per_hour:g}"
+        out = {}
+        for kw, v in report["keywords"].items():
+            points = v["at_fa_per_hour"]
+            out[kw] = points[target]["miss_rate"]
+        out["mean"] = float(np.mean([x for x in out.values() if x is not None] or [1.0]))
+        out["negative_hours"] = report["negative_hours"]
+        return out
+
+    def save(self, name: str, epoch: int, extra: dict | None = None) -> None:
+        checkpoint.save(self.out / name, {
+            "model": self.module.state_dict(), "config": to_dict(self.cfg),
+            "config_root": str(self.cfg.root.resolve()), "epoch": epoch, **(extra or {})})
+
+    def resume(self) -> None:
+        path = self.out / checkpoint.LAST
+        if not path.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint at {path}")
+        saved = checkpoint.read(path, self.device)
+        if saved["config"] != checkpoint.plain(to_dict(self.cfg)):
+            raise ValueError(f"--resume: {path} was written with another config; use the same "
+                             "config or a new output folder")
+        self.module.load_state_dict(saved["model"])
+        self.opt.load_state_dict(saved["optimizer"])
+        self.sched.load_state_dict(saved["scheduler"])
+        self.history, self.best = saved["history"], saved["best"]
+        self.best = tuple(self.best) if self.best else None
+        self.start_epoch = saved["epoch"] + 1
+        log.info("resumed after epoch %d", self.start_epoch)
+
+    def run(self, resume: bool = False, progress: bool = True) -> dict:
+        self.out.mkdir(parents=True, exist_ok=True)
+        summary = self.prepare_data()
+        if self.cfg.train.feature_pool and self.pool is None:
+            self.build_pool(progress and self.main)
+        if resume:
+            self.resume()
+        else:
+            self.fit_normalization()
+        t = self.cfg.train
+        begun = time.time()
+        stale = 0
+        for epoch in range(self.start_epoch, t.epochs):
+            tick = time.time()
+            loss = self.train_epoch(epoch, progress and self.main)
+            row = {"epoch": epoch + 1, "loss": loss, "lr": self.sched.get_last_lr()[0],
+                   "seconds": time.time() - tick}
+            stop = torch.zeros(1)
+            if self.main:
+                row["val_miss"] = self.validate()
+                score = (row["val_miss"]["mean"], loss)
+                if self.best is None or score < self.best or t.select == "last":
+                    self.best, stale = score, 0
+                    self.save(checkpoint.BEST, epoch, {"val_miss": row["val_miss"]})
+                else:
+                    stale += 1
+                self.history.append(row)
+                self.save(checkpoint.LAST, epoch, {
+                    "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+                    "history": self.history, "best": self.best})
+                log.info("epoch %d loss %.4f val miss@%gFA/h %s (%.0f s)", epoch + 1, loss,
+                         t.target_fa_per_hour, json.dumps(row["val_miss"]), row["seconds"])
+                stop[0] = float(stale >= t.patience)
+            if self.world > 1:
+                import torch.distributed as dist
+
+                dist.broadcast(stop, src=0)
+            if stop.item():
+                log.info("early stop: no improvement for %d epochs", t.patience)
+                break
+        if self.world > 1:
+            self.write_weight_digest()
+        result = {"device": self.device, "world_size": self.world,
+                  "train_seconds": time.time() - begun, "parameters": count_parameters(
+                      self.module), "macs_per_second": macs_per_second(self.cfg.model,
+                                                                       self.cfg.frontend),
+                  "best": {"val_miss_mean": self.best[0] if self.best else None},
+                  "history": self.history, **summary}
+        if self.main:
+            (self.out / "metrics.json").write_text(json.dumps(result, indent=2))
+            plot_history(self.history, self.out / "training.png", t.target_fa_per_hour)
+        if self.world > 1:
+            import torch.distributed as dist
+
+            # every rank reaches teardown before any leaves: a rank that destroyed its gloo group
+            # while rank 0 was still writing metrics was seen to abort at exit
+            dist.barrier()
+            dist.destroy_process_group()
+        return result
+
+    def write_weight_digest(self) -> None:
+        """Each rank writes a digest of its final weights (DDP keeps them identical)."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for name, tensor in sorted(self.module.state_dict().items()):
+            h.update(name.encode())
+            h.update(tensor.detach().cpu().numpy().tobytes())
+        (self.out / f"weights.rank{self.rank}.sha256").write_text(h.hexdigest() + "\n")
+
+
+def plot_history(history: list[dict], path: Path, target: float) -> None:
+    """Training loss and validation miss rate per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in history]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    a.plot(epochs, [r["loss"] for r in history], marker="o")
+    a.set_xlabel("epoch")
+    a.set_ylabel("training loss")
+    a.grid(alpha=0.3)
+    keys = [k for k in history[0]["val_miss"] if k not in ("negative_hours",)] if history else []
+    for k in keys:
+        b.plot(epochs, [100 * r["val_miss"][k] for r in history], marker=".", label=k)
+    b.set_xlabel("epoch")
+    b.set_ylabel(f"validation miss rate (%) at {target:g} FA/h")
+    b.grid(alpha=0.3)
+    if keys:
+        b.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
