@@ -250,7 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "train, export, detect, listen, serve, evaluate.")
     parser.add_argument("--version", action="version", version=f"kws {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                help="what to do (kws COMMAND --help for its options)")
 
     p = sub.add_parser("train", help="train a model from a TOML config")
     p.add_argument("config", help="TOML run configuration (see configs/default.toml)")

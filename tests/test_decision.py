@@ -102,3 +102,16 @@ def test_decided_scorer_smooths_and_checks_its_settings():
         smoothing_steps=2))(None).ravel(), [0.0, 0.45, 0.45])
     with pytest.raises(ConfigError, match=r"decision\.smoothing_steps = 0"):
         DecisionRule(smoothing_steps=0)
+
+
+def test_firmware_runs_the_models_rule(smoothed_export, tiny_run, tmp_path):
+    """The C implements smoothing: a smoothed model is no longer refused, and its compiled C
+    gives onnxruntime's scores and the Python rule's events on audio."""
+    from kws.firmware.emit import emit
+    from kws.firmware.verify import verify_firmware
+
+    header = (emit(smoothed_export, tmp_path / "c") / "kws_model.h").read_text()
+    assert "#define KWS_SMOOTHING_STEPS 3" in header and "#define KWS_MIN_STEPS 1" in header
+    clip = tiny_run[0] / "keywords" / "up" / "30.wav"
+    report = verify_firmware(smoothed_export, [clip])
+    assert report.ok, str(report)

@@ -80,3 +80,16 @@ def test_bundled_model_streams_the_demo_like_the_whole_clip():
         scores = np.concatenate(parts + [stream.flush()])
         assert scores.shape == whole.shape
         assert np.abs(scores - whole).max() <= 1e-4  # measured ~1e-6
+
+
+def test_one_spoken_alexa_gives_one_event():
+    """alexa/159.flac: the score stays high after the word, dips and rises again on the
+    trailing room noise; re-arming and the refractory period counted from the fall give one
+    event (two before)."""
+    from tests.conftest import shared_dir
+
+    clip = shared_dir("wake-word-benchmark", "alexa") / "159.flac"
+    proc = run("detect", str(clip))
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [(e["keyword"], e["time_s"]) for e in events] == [("alexa", 1.335)]

@@ -35,14 +35,16 @@ def test_one_event_per_crossing_with_refractory_and_timing():
 
 def test_a_score_held_high_fires_once_until_it_drops():
     """Re-arming: one spoken keyword whose score stays high through the refractory period gives
-    one event (it used to give one per refractory period)."""
-    scores = track(400, {})
+    one event (it used to give one per refractory period); the refractory period counts from
+    when the score falls."""
+    scores = track(500, {})
     scores[10:300, 0] = 0.9  # 8.7 s above the threshold
-    scores[320:330, 0] = 0.9  # after a drop: a new event
+    scores[320:330, 0] = 0.9  # 20 steps after it fell: inside the refractory period
+    scores[400:410, 0] = 0.9  # 70 steps after the last run that fired: a new event
     out = det().process(scores)
-    assert [d.time_s for d in out] == [det().timing.end_of(10), det().timing.end_of(320)]
+    assert [d.time_s for d in out] == [det().timing.end_of(10), det().timing.end_of(400)]
     # offline: the same rule
-    assert events(scores[:, 0], 0.5, refractory=67).tolist() == [10, 320]
+    assert events(scores[:, 0], 0.5, refractory=67).tolist() == [10, 400]
 
 
 def test_matches_the_evaluation_event_rule():

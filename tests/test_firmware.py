@@ -1,5 +1,6 @@
 """Firmware bridge: generated C compiles cleanly, matches onnxruntime, serial protocol end to end."""
 
+import json
 import os
 import shutil
 import struct
@@ -160,3 +161,60 @@ def test_serial_bridge_end_to_end(device, tiny_export, clips):
     device.events.clear()
     device.send_audio(pcm)
     assert device.events == []
+
+
+def score_tracks():
+    """Score tracks that exercise every part of the rule: (name, (steps, 2) float32)."""
+    rng = np.random.default_rng(7)
+    held = np.zeros((500, 2), np.float32)
+    held[10:300, 0] = 0.9  # held high far past the refractory period: one event
+    held[320:330, 0] = 0.9  # soon after it fell: none (with a 2 s refractory period)
+    held[400:410, 0] = 0.9  # later: a second
+    both = np.zeros((200, 2), np.float32)
+    both[50:60] = 0.95  # two keywords on the same step
+    both[150, 1] = 0.97
+    noisy = (rng.random((3000, 2)) ** 3).astype(np.float32)
+    broken = noisy.copy()
+    broken[100:140:3, 0] = np.nan
+    return [("held", held), ("both", both), ("noisy", noisy), ("nan", broken)]
+
+
+@pytest.mark.parametrize("rule", [
+    {"smoothing_steps": 1, "min_steps": 1, "refractory_s": 2.0},
+    {"smoothing_steps": 3, "min_steps": 1, "refractory_s": 0.3},
+    {"smoothing_steps": 4, "min_steps": 2, "refractory_s": 0.5},
+    {"smoothing_steps": 1, "min_steps": 3, "refractory_s": 0.03},
+])
+def test_c_python_detector_and_metric_give_identical_events(tiny_export, tmp_path, rule):
+    """One rule, three implementations: the C kws_decide, the streaming detector and the
+    offline metric agree event for event on the same score tracks."""
+    from kws.core.contract import MANIFEST, load_manifest
+    from kws.core.decision import decision_track, events
+    from kws.runtime import Detector
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_export, folder)
+    raw = json.loads((folder / MANIFEST).read_text())
+    raw["decision"], raw["thresholds"] = rule, {"up": 0.55, "down": 0.45}
+    (folder / MANIFEST).write_text(json.dumps(raw))
+    manifest = load_manifest(folder)
+    exe = compile_host(emit(folder, tmp_path / "src"), "rule_main.c", tmp_path)
+    refractory = manifest.rule.refractory_steps(manifest.step_s)
+    for name, scores in score_tracks():
+        text = "\n".join(" ".join(f"{x:.9g}" for x in row) for row in scores)
+        out = subprocess.run([str(exe)], input=text, capture_output=True, text=True, check=True)
+        c = [(int(line.split()[1]), int(line.split()[2])) for line in out.stdout.splitlines()]
+        detector = Detector.from_manifest(manifest)
+        python = [(round((d.time_s - detector.timing.end_of(0)) / manifest.step_s),
+                   manifest.keywords.index(d.keyword)) for d in detector.process(scores)]
+        track = decision_track(scores, rule["smoothing_steps"], rule["min_steps"])
+        metric = sorted((int(step), k) for k, kw in enumerate(manifest.keywords)
+                        for step in events(track[:, k], manifest.thresholds[kw], refractory))
+        assert c == python == metric, name
+        if name == "held":  # one event per rise, however long the score stays high
+            steps = [step for step, k in c if k == 0]
+            assert len(steps) == (2 if refractory > 20 else 3) and 10 <= steps[0] < 15
+            assert 400 <= steps[-1] < 405
+        if name == "both" and rule["smoothing_steps"] == 1:  # two keywords at once: both
+            first = c[0][0]
+            assert c[:2] == [(first, 0), (first, 1)] and 50 <= first < 60

@@ -51,7 +51,7 @@ void kws_reset(kws_state_t *s) {
     s->recent_pos = 0;
     s->pending = 0;
     for (k = 0; k < KWS_N_KEYWORDS; k++) {
-        s->last_event[k] = -1000000;
+        s->last_heard[k] = -1000000;
         s->above[k] = 0;
         s->armed[k] = 1;
     }
@@ -170,9 +170,10 @@ uint32_t kws_decide(kws_state_t *s, const float *scores) {
         }
         if (s->above[k] < KWS_MIN_STEPS) {
             s->armed[k] = 1;
-        } else if (s->armed[k]
-                   && (int32_t)s->step - s->last_event[k] >= (int32_t)s->refractory_steps) {
-            s->last_event[k] = (int32_t)s->step;
+        } else if (!s->armed[k]) {
+            s->last_heard[k] = (int32_t)s->step;   /* the run that fired goes on */
+        } else if ((int32_t)s->step - s->last_heard[k] >= (int32_t)s->refractory_steps) {
+            s->last_heard[k] = (int32_t)s->step;
             s->armed[k] = 0;
             s->pending |= 1u << k;
         }

@@ -54,7 +54,7 @@ typedef struct {
     double smoothed[KWS_N_KEYWORDS];         /* moving average at the last step */
     int32_t above[KWS_N_KEYWORDS];           /* steps in a row at/above the threshold, capped */
     uint8_t armed[KWS_N_KEYWORDS];           /* 0 after an event until the score drops below */
-    int32_t last_event[KWS_N_KEYWORDS];
+    int32_t last_heard[KWS_N_KEYWORDS];      /* last step of the run that gave the last event */
     uint32_t pending;                        /* keywords that fired at event_step, not reported */
     uint32_t event_step;
     uint32_t step;

@@ -8,8 +8,10 @@ Per keyword and model step ``i`` (scores are the model's float32 outputs, arithm
    smoothed score must reach the threshold M steps in a row;
 3. an event at step ``i`` when ``d_i >= threshold`` (the threshold rounded to float32, as the
    firmware stores it), the keyword is armed, and at least ``refractory`` steps have passed since
-   its previous event. The event disarms the keyword; it re-arms at the first step with
-   ``d_i < threshold``. So a score held high gives one event, not one per refractory period.
+   the keyword was last heard: the last step of the run of steps at or above the threshold that
+   gave its previous event. The event disarms the keyword; the first step below the threshold
+   re-arms it. So a score held high gives one event, and the refractory period counts from when
+   the score falls, not from when it rose.
 
 A NaN score never reaches a threshold. :class:`RuleState` applies the rule to a stream block by
 block (the runtime detector), :func:`events` and :func:`decision_track` to whole tracks (metrics,
@@ -42,7 +44,8 @@ class DecisionRule:
         thresholds: keyword -> threshold in (0, 1].
         smoothing_steps: moving average of the score over this many steps (1 = none).
         min_steps: the smoothed score must be at or above the threshold this many steps in a row.
-        refractory_s: seconds after an event during which the same keyword cannot fire again.
+        refractory_s: seconds after the keyword was last heard (the end of the run of steps
+            at or above the threshold that gave its last event) before it can fire again.
     """
 
     thresholds: Mapping[str, float] = field(default_factory=dict)
@@ -141,7 +144,8 @@ def find_events(track: np.ndarray, threshold_level: float, refractory: int,
     Args:
         threshold_level: the threshold as :func:`level` gives it.
         refractory: steps (>= 1).
-        last: step of the previous event, relative to ``track[0]`` (negative: before it).
+        last: the last step of the run that gave the previous event, relative to ``track[0]``
+            (negative: before it).
         armed: whether the keyword was armed before ``track[0]``.
 
     Returns:
@@ -158,16 +162,19 @@ def find_events(track: np.ndarray, threshold_level: float, refractory: int,
     starts = above[new_run]
     ends = np.append(above[np.flatnonzero(new_run)[1:] - 1], above[-1])
     first_armed = armed or starts[0] > 0  # a step below the threshold before the first run
-    if first_armed and starts[0] - last >= refractory and np.all(np.diff(starts) >= refractory):
+    if (first_armed and starts[0] - last >= refractory
+            and np.all(starts[1:] - ends[:-1] >= refractory)):
         found = starts.tolist()  # the usual case: every run fires at its start
-        last, armed = found[-1], False
+        last, armed = int(ends[-1]), False
     else:
         found = []
         for r, (a, b) in enumerate(zip(starts.tolist(), ends.tolist())):
-            armed = armed or r > 0 or a > 0
-            if armed and max(a, last + refractory) <= b:
-                last, armed = max(a, last + refractory), False
-                found.append(last)
+            armed = armed or r > 0 or a > 0  # runs after the first follow a step below
+            if not armed:
+                last = b  # the run that fired goes on: the keyword is still heard
+            elif max(a, last + refractory) <= b:
+                found.append(max(a, last + refractory))
+                last, armed = b, False
     return found, last, armed or ends[-1] < n - 1
 
 
