@@ -21,6 +21,7 @@ step by step; tests hold them to identical events.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -68,6 +69,10 @@ class DecisionRule:
         """The rule without its thresholds, as the manifest's ``"decision"`` records it."""
         return {"smoothing_steps": self.smoothing_steps, "min_steps": self.min_steps,
                 "refractory_s": self.refractory_s}
+
+    def overridden(self, **given: object) -> "DecisionRule":
+        """This rule with the fields given (those given as None keep this rule's value)."""
+        return dataclasses.replace(self, **{k: v for k, v in given.items() if v is not None})
 
     def refractory_steps(self, step_s: float) -> int:
         """The refractory period in model steps of ``step_s`` seconds (at least 1)."""

@@ -91,7 +91,5 @@ def with_rule(engine: Engine, smoothing_steps: int | None = None, min_steps: int
               refractory_s: float | None = None) -> Engine:
     """``engine`` read with the given settings in place of its own (None: keep its own), as
     ``kws detect --smoothing S --min-steps M --refractory R`` reads a model."""
-    given = {"smoothing_steps": smoothing_steps, "min_steps": min_steps,
-             "refractory_s": refractory_s}
-    rule = dataclasses.replace(engine.rule, **{k: v for k, v in given.items() if v is not None})
-    return dataclasses.replace(engine, rule=rule)
+    return dataclasses.replace(engine, rule=engine.rule.overridden(
+        smoothing_steps=smoothing_steps, min_steps=min_steps, refractory_s=refractory_s))

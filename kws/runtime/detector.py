@@ -10,7 +10,6 @@ were calibrated with.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Mapping
@@ -105,10 +104,8 @@ def model_rule(manifest: Manifest, thresholds: Mapping[str, float] | None = None
     if max_fa_per_hour is not None:
         chosen = budget_thresholds(manifest, max_fa_per_hour)
     chosen.update(thresholds or {})
-    given = {"smoothing_steps": smoothing_steps, "min_steps": min_steps,
-             "refractory_s": refractory_s}
-    return dataclasses.replace(own, thresholds=chosen,
-                               **{k: v for k, v in given.items() if v is not None})
+    return own.overridden(thresholds=chosen, smoothing_steps=smoothing_steps,
+                          min_steps=min_steps, refractory_s=refractory_s)
 
 
 class Detector:
