@@ -108,6 +108,18 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def add_rule_settings(p: argparse.ArgumentParser, default: str) -> None:
+    """--refractory, --smoothing and --min-steps: the decision rule's settings."""
+    p.add_argument("--refractory", type=float, metavar="SECONDS",
+                   help="seconds after a keyword's score falls from an event before it can fire "
+                        f"again (default: {default})")
+    p.add_argument("--smoothing", type=int, metavar="STEPS",
+                   help=f"moving average of the score over this many model steps, 1 = none "
+                        f"(default: {default})")
+    p.add_argument("--min-steps", type=int, metavar="STEPS",
+                   help=f"model steps in a row at/above the threshold (default: {default})")
+
+
 def add_rule_options(p: argparse.ArgumentParser) -> None:
     """The model and decision options shared by detect, listen, serve and bench."""
     p.add_argument("--model", help="exported model folder (default: the bundled model)")
@@ -118,15 +130,8 @@ def add_rule_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-fa-per-hour", type=float, metavar="RATE",
                    help="false-alarm budget per hour per keyword: thresholds from the model's "
                         "calibration table instead of its defaults (--threshold still wins)")
-    p.add_argument("--refractory", type=float, metavar="SECONDS",
-                   help="seconds after an event before the same keyword can fire again "
-                        "(default: the model's rule, 2 s)")
-    p.add_argument("--smoothing", type=int, metavar="STEPS",
-                   help="moving average of the score over this many model steps (default: the "
-                        "model's rule, the one its thresholds were calibrated with; 1 = none)")
-    p.add_argument("--min-steps", type=int, metavar="STEPS",
-                   help="model steps in a row at/above the threshold (default: the model's "
-                        "rule; 1)")
+    add_rule_settings(p, "the model's own rule, the one its thresholds were calibrated with; "
+                         "the bundled model's: 2 s, 1, 1")
     p.add_argument("--steps-per-call", type=int, default=None, metavar="STEPS",
                    help="model steps per onnxruntime call (default: about 90 ms of steps: 3 of "
                         "a log-mel model's 30 ms, 1 of a speech embedding model's 80 ms; 1 for "
@@ -299,15 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise", type=Path, metavar="FOLDER", help="noise mixed into positives")
     p.add_argument("--snr", type=float, default=10.0, metavar="DB",
                    help="signal-to-noise ratio in dB for --noise, loudest frames (default 10)")
-    p.add_argument("--refractory", type=float, metavar="SECONDS",
-                   help="seconds before a keyword can fire again (default: each model's rule, "
-                        "2 s)")
-    p.add_argument("--smoothing", type=int, metavar="STEPS",
-                   help="moving-average steps before the threshold, as in detect (default: "
-                        "each model's own rule; 1 for other engines)")
-    p.add_argument("--min-steps", type=int, metavar="STEPS",
-                   help="steps in a row at/above the threshold, as in detect (default: each "
-                        "model's own rule; 1 for other engines)")
+    add_rule_settings(p, "each model's own rule; for other engines 2 s, 1, 1")
     p.add_argument("-o", "--out", type=Path, default=Path("eval"),
                    help="report folder (default ./eval)")
     p.add_argument("--seed", type=int, default=0, help="noise draws (default 0)")
