@@ -126,3 +126,106 @@ def test_chunks_cover_everything_in_order():
     assert [c.tolist() for c in chunks(x, 4)] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
     with pytest.raises(ValueError, match="chunk size must be >= 1"):
         list(chunks(x, 0))
+
+
+def wav_header(rate: int, frames: int, channels: int = 1) -> bytes:
+    """A PCM_16 WAV header declaring ``frames`` frames."""
+    data = frames * 2 * channels
+    return (b"RIFF" + (36 + data).to_bytes(4, "little") + b"WAVEfmt "
+            + (16).to_bytes(4, "little") + (1).to_bytes(2, "little")
+            + channels.to_bytes(2, "little") + rate.to_bytes(4, "little")
+            + (rate * 2 * channels).to_bytes(4, "little") + (2 * channels).to_bytes(2, "little")
+            + (16).to_bytes(2, "little") + b"data" + data.to_bytes(4, "little"))
+
+
+@pytest.mark.parametrize("rate, reason", [(1, "sample rate 1 Hz is not allowed; expected an "
+                                              "integer 4000..192000 Hz"),
+                                          (400000, "sample rate 400000 Hz is not allowed")])
+def test_a_header_rate_out_of_bounds_is_refused_before_decoding(tmp_path, rate, reason):
+    """A 1 Hz header used to make resampling allocate gigabytes."""
+    path = tmp_path / "odd.wav"
+    path.write_bytes(wav_header(rate, 1000) + bytes(2000))
+    with pytest.raises(AudioError, match=reason):
+        load_audio(path)
+
+
+def test_a_file_shorter_than_its_header_is_truncated(tmp_path):
+    path = tmp_path / "cut.wav"
+    path.write_bytes(wav_header(16000, 16000 * 3600) + bytes(32000))  # 1 h declared, 1 s there
+    with pytest.raises(AudioError, match=r"cut\.wav: truncated: the header declares 57600000 "
+                                         r"frames, the file holds 16000"):
+        load_audio(path)
+    streamed = tmp_path / "live.wav"  # a streamed WAV (size unknown) is fine
+    header = bytearray(wav_header(16000, 0))
+    header[-4:] = b"\xff\xff\xff\xff"
+    streamed.write_bytes(bytes(header) + bytes(3200))
+    assert len(load_audio(streamed)) == 1600
+
+
+def test_nan_or_infinite_samples_are_an_error_naming_the_file(tmp_path):
+    wave = np.zeros(16000, np.float32)
+    wave[8000] = np.nan
+    path = write(tmp_path / "nan.wav", wave, subtype="FLOAT")
+    with pytest.raises(AudioError, match=r"nan\.wav: NaN or infinite sample at 0\.500 s"):
+        load_audio(path)
+    wave[8000] = np.inf
+    write(path, wave, subtype="FLOAT")
+    with pytest.raises(AudioError, match="NaN or infinite sample"):
+        load_audio(path)
+
+
+def test_files_longer_than_the_bound_are_not_decoded_whole(tmp_path):
+    from kws.core.audio import MAX_SECONDS
+
+    assert MAX_SECONDS == 4 * 3600
+    path = write(tmp_path / "two.wav", np.zeros(32000, np.float32))
+    with pytest.raises(AudioError, match=r"2\.0 s long; at most 1 s \(0\.000278 h\) is decoded "
+                                         r"whole"):
+        load_audio(path, max_seconds=1.0)
+
+
+def test_blocks_give_the_whole_file_at_any_rate(tmp_path):
+    from kws.core.audio import iter_audio
+
+    rng = np.random.default_rng(3)
+    x = (0.1 * rng.standard_normal(44100 * 3)).astype(np.float32)
+    path = write(tmp_path / "cd.flac", x, 44100)
+    whole = load_audio(path)
+    pieces = list(iter_audio(path, 16000, block_frames=4000))
+    assert len(pieces) > 30
+    np.testing.assert_allclose(np.concatenate(pieces), whole, atol=1e-6)
+    np.testing.assert_allclose(whole, resample_audio(load_audio(path, 44100), 44100, 16000),
+                               atol=1e-6)
+
+
+def test_find_audio_follows_symlinked_folders_once(tmp_path):
+    from kws.core.audio import find_audio
+
+    real = tmp_path / "real"
+    real.mkdir()
+    write(real / "a.wav", np.zeros(400, np.float32))
+    top = tmp_path / "top"
+    top.mkdir()
+    (top / "linked").symlink_to(real, target_is_directory=True)
+    (real / "loop").symlink_to(top, target_is_directory=True)  # a cycle back up
+    assert [p.name for p in find_audio(top)] == ["a.wav"]
+
+
+def test_detect_streams_two_hours_in_bounded_memory(tmp_path):
+    """kws detect decodes in blocks: 2 h of audio (460 MB as float32) stays far below that."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "long.flac"
+    with soundfile.SoundFile(str(path), "w", 16000, 1, "PCM_16") as f:
+        for _ in range(120):
+            f.write(np.zeros(16000 * 60, np.int16))
+    code = ("import resource, sys; from kws.cli import main; code = main(['detect', "
+            f"{str(path)!r}]); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
+            "file=sys.stderr); sys.exit(code)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    peak_mb = int(proc.stderr.strip().splitlines()[-1]) / 1024
+    assert peak_mb < 300, f"peak resident memory {peak_mb:.0f} MB"
+    assert "long.flac: no keyword detected" in proc.stderr and proc.stdout == ""

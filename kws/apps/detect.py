@@ -15,7 +15,7 @@ from typing import Callable, Iterable, TextIO
 
 import numpy as np
 
-from kws.core.audio import AudioError, chunks, load_audio
+from kws.core.audio import AudioError, chunks, iter_audio
 from kws.runtime import Spotter
 
 log = logging.getLogger(__name__)
@@ -34,18 +34,23 @@ def emit(event: dict, out: TextIO | None = None) -> None:
     out.flush()
 
 
-def detect_file(path: Path, wave: np.ndarray, spotter: Spotter, chunk: int,
+def detect_file(path: Path, pieces: Iterable[np.ndarray], spotter: Spotter, chunk: int,
                 on_event: Callable[[dict], None] = emit) -> np.ndarray:
-    """Stream one file through ``spotter`` in chunks of ``chunk`` samples; report its events;
-    return its ``(steps, K)`` raw scores."""
+    """Stream one file's decoded pieces through ``spotter`` in chunks of ``chunk`` samples;
+    report its events; return its ``(steps, K)`` raw scores."""
     tracks, found = [], 0
-    pieces: Iterable = chunks(wave, max(1, chunk))
-    for piece in [*pieces, None]:
-        detections = spotter.process(piece) if piece is not None else spotter.flush()
+
+    def report(detections) -> None:
+        nonlocal found
         tracks.append(spotter.last_scores)
         for d in detections:
             on_event(event_line(d, file=str(path)))
             found += 1
+
+    for piece in pieces:
+        for part in chunks(piece, max(1, chunk)):
+            report(spotter.process(part))
+    report(spotter.flush())
     if not found:
         log.info("%s: no keyword detected", path)
     return np.concatenate(tracks).astype(np.float32)
@@ -53,8 +58,9 @@ def detect_file(path: Path, wave: np.ndarray, spotter: Spotter, chunk: int,
 
 def detect_files(files: list[Path], new_spotter: Callable[[], Spotter], chunk_ms: float,
                  scores_path: Path | None = None) -> int:
-    """Detect in every file; 1 when a file could not be read, else 0. ``scores_path`` (with a
-    single file) receives its raw scores as ``.npy``."""
+    """Detect in every file, decoding each in blocks (any length, bounded memory); 1 when a
+    file could not be read, else 0. ``scores_path`` (with a single file) receives its raw scores
+    as ``.npy``."""
     if scores_path and len(files) != 1:
         raise ValueError("--scores writes one file's scores: give exactly one FILE")
     failed = 0
@@ -62,12 +68,12 @@ def detect_files(files: list[Path], new_spotter: Callable[[], Spotter], chunk_ms
         spotter = new_spotter()
         rate = spotter.model.manifest.frontend.sample_rate
         try:
-            wave = load_audio(path, rate)
+            scores = detect_file(path, iter_audio(path, rate), spotter,
+                                 int(chunk_ms * rate / 1000))
         except AudioError as e:
             log.error("%s", e)
             failed += 1
             continue
-        scores = detect_file(path, wave, spotter, int(chunk_ms * rate / 1000))
         if scores_path:
             np.save(scores_path, scores)
     return 1 if failed else 0

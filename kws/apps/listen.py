@@ -27,6 +27,7 @@ import numpy as np
 from kws.apps.detect import event_line
 from kws.core.audio import float32_to_int16
 from kws.core.extras import MissingExtra
+from kws.core.resample import StreamResampler
 from kws.runtime import Detection, Spotter
 
 log = logging.getLogger(__name__)
@@ -137,9 +138,7 @@ class Listener:
                 log.info("device cannot record at %d Hz", self.rate)
         resampler = None
         if rate != self.rate:
-            import soxr
-
-            resampler = soxr.ResampleStream(rate, self.rate, 1, dtype="float32")
+            resampler = StreamResampler(rate, self.rate)
             log.info("recording at %d Hz and resampling to %d Hz", rate, self.rate)
         stream = sd.InputStream(device=self.cfg.device, samplerate=rate, channels=1,
                                 dtype="float32", blocksize=int(rate * self.cfg.block_ms / 1000),
@@ -186,7 +185,7 @@ class Listener:
                 continue
             last_audio = time.monotonic()
             if resampler is not None:
-                block = resampler.resample_chunk(block)
+                block = resampler.process(block)
             self.counters.blocks += 1
             self._remember(block)
             for det in self.spotter.process(block):

@@ -2,20 +2,25 @@
 
 The contract used everywhere else: a 1-D ``numpy.float32`` array in [-1, 1] at
 ``FrontendConfig.sample_rate`` (16 kHz by default). Files are decoded with ``soundfile``
-(wav, flac, ogg); other rates are resampled with a polyphase FIR filter
-(``scipy.signal.resample_poly``), multichannel audio is averaged to mono.
+(wav, flac, ogg) block by block; other rates are resampled with a polyphase FIR filter in
+bounded blocks (:mod:`kws.core.resample`), multichannel audio is averaged to mono. Nothing in a
+file is trusted: the header's rate, channels and length are bounded before anything is decoded,
+a WAV shorter than its header says is reported as truncated, and NaN or infinite samples are an
+error.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
-from math import gcd
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
 import soundfile
+
+from kws.core.resample import StreamResampler, check_rate
 
 log = logging.getLogger(__name__)
 
@@ -31,20 +36,35 @@ class AudioError(ValueError):
         self.reason = reason
 
 
-def load_audio(path: str | Path, sample_rate: int = 16000, resample: bool = True) -> np.ndarray:
-    """Decode an audio file to float32 mono at ``sample_rate``.
+MAX_SECONDS = 4 * 3600.0  # the longest file load_audio decodes whole (iter_audio: any length)
+MAX_CHANNELS = 64
+BLOCK_FRAMES = 1 << 17  # frames decoded at a time
 
-    Args:
-        path: a wav, flac or ogg file.
-        sample_rate: rate of the returned samples in Hz.
-        resample: if False, a file at another rate is an error instead of being resampled.
 
-    Returns:
-        ``(n_samples,)`` float32 array in [-1, 1].
+def declared_wav_frames(path: Path, block_align: int) -> int | None:
+    """Frames a WAV file's ``data`` chunk header declares, when it declares a size (None for
+    other formats and for streamed WAVs whose size field is 0 or 0xFFFFFFFF)."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        while chunk := f.read(8):
+            if len(chunk) < 8:
+                return None
+            name, size = chunk[:4], int.from_bytes(chunk[4:], "little")
+            if name == b"data":
+                return None if size in (0, 0xFFFFFFFF) else size // max(1, block_align)
+            f.seek(size + size % 2, 1)
+    return None
+
+
+def audio_info(path: str | Path) -> soundfile._SoundFileInfo:
+    """The header of an audio file, checked before anything is decoded: a rate of
+    ``MIN_RATE..MAX_RATE`` Hz, 1..64 channels, at least one frame, and (WAV) no fewer bytes than
+    the header declares.
 
     Raises:
-        AudioError: missing file, unsupported format, corrupt stream, empty file, or wrong rate
-            with ``resample=False``.
+        AudioError: missing file, not audio, or a header out of those bounds.
     """
     path = Path(path)
     if not path.is_file():
@@ -54,33 +74,87 @@ def load_audio(path: str | Path, sample_rate: int = 16000, resample: bool = True
     except (soundfile.LibsndfileError, RuntimeError) as e:
         raise AudioError(path, f"unsupported format or not audio ({e})") from e
     try:
-        data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+        check_rate(info.samplerate, "sample rate")
+    except ValueError as e:
+        raise AudioError(path, str(e)) from None
+    if not 1 <= info.channels <= MAX_CHANNELS:
+        raise AudioError(path, f"{info.channels} channels; expected 1..{MAX_CHANNELS}")
+    if info.frames <= 0:
+        raise AudioError(path, "empty file (0 samples)")
+    width = {"PCM_U8": 1, "PCM_S8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4,
+             "DOUBLE": 8, "ULAW": 1, "ALAW": 1}.get(info.subtype)
+    declared = declared_wav_frames(path, width * info.channels) if width else None
+    if declared is not None and declared > info.frames:
+        raise AudioError(path, f"truncated: the header declares {declared} frames, the file "
+                               f"holds {info.frames}")
+    return info
+
+
+def iter_audio(path: str | Path, sample_rate: int = 16000,
+               block_frames: int = BLOCK_FRAMES) -> Iterator[np.ndarray]:
+    """Decode a file block by block: float32 mono pieces at ``sample_rate``, whose
+    concatenation is what :func:`load_audio` returns; memory stays bounded whatever the
+    length.
+
+    Raises:
+        AudioError: as :func:`audio_info`; a corrupt stream; NaN or infinite samples.
+    """
+    path = Path(path)
+    info = audio_info(path)
+    resampler = StreamResampler(info.samplerate, sample_rate)
+    decoded = 0
+    try:
+        with soundfile.SoundFile(str(path)) as f:
+            for block in f.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
+                mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 \
+                    else block[:, 0]
+                bad = np.flatnonzero(~np.isfinite(mono))
+                if len(bad):
+                    raise AudioError(path, f"NaN or infinite sample at "
+                                           f"{(decoded + bad[0]) / info.samplerate:.3f} s")
+                decoded += len(mono)
+                yield resampler.process(mono)
     except (soundfile.LibsndfileError, RuntimeError) as e:
         raise AudioError(path, f"corrupt stream ({e})") from e
-    if info.frames > 0 and data.shape[0] < info.frames:
-        raise AudioError(path, f"corrupt stream (decoded {data.shape[0]} of {info.frames} "
-                               "samples)")
-    if data.shape[0] == 0:
-        raise AudioError(path, "empty file (0 samples)")
-    mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
-    if rate != sample_rate:
-        if not resample:
-            raise AudioError(path, f"sample rate is {rate} Hz; expected {sample_rate} Hz "
-                                   "(resampling disabled)")
-        mono = resample_audio(mono, rate, sample_rate)
-    return np.ascontiguousarray(mono, dtype=np.float32)
+    if decoded < info.frames:
+        raise AudioError(path, f"corrupt stream (decoded {decoded} of {info.frames} samples)")
+    yield resampler.flush()
+
+
+def load_audio(path: str | Path, sample_rate: int = 16000, resample: bool = True,
+               max_seconds: float = MAX_SECONDS) -> np.ndarray:
+    """Decode an audio file to float32 mono at ``sample_rate``.
+
+    Args:
+        path: a wav, flac or ogg file.
+        sample_rate: rate of the returned samples in Hz.
+        resample: if False, a file at another rate is an error instead of being resampled.
+        max_seconds: longer files are refused before decoding (stream them with
+            :func:`iter_audio`).
+
+    Returns:
+        ``(n_samples,)`` float32 array in [-1, 1].
+
+    Raises:
+        AudioError: missing file, unsupported format, a header out of bounds, corrupt or
+            truncated stream, NaN/Inf samples, a file too long, or a wrong rate with
+            ``resample=False``.
+    """
+    info = audio_info(path)
+    if info.frames / info.samplerate > max_seconds:
+        raise AudioError(path, f"{info.frames / info.samplerate:.1f} s long; at most "
+                               f"{max_seconds:g} s ({max_seconds / 3600:.3g} h) is decoded whole "
+                               "(kws detect streams longer files)")
+    if info.samplerate != sample_rate and not resample:
+        raise AudioError(path, f"sample rate is {info.samplerate} Hz; expected {sample_rate} Hz "
+                               "(resampling disabled)")
+    return np.ascontiguousarray(np.concatenate(list(iter_audio(path, sample_rate))))
 
 
 def resample_audio(wave: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-    """Resample ``(n,)`` audio from ``rate_in`` to ``rate_out`` Hz with a polyphase FIR filter."""
-    if rate_in <= 0 or rate_out <= 0:
-        raise ValueError(f"sample rates must be positive, got {rate_in} -> {rate_out}")
-    if rate_in == rate_out:
-        return np.asarray(wave, dtype=np.float32)
-    from scipy.signal import resample_poly
-
-    g = gcd(rate_in, rate_out)
-    return resample_poly(wave, rate_out // g, rate_in // g).astype(np.float32)
+    """Resample ``(n,)`` audio from ``rate_in`` to ``rate_out`` Hz (polyphase FIR filter)."""
+    resampler = StreamResampler(rate_in, rate_out)
+    return np.concatenate([resampler.process(wave), resampler.flush()])
 
 
 def int16_to_float32(pcm: np.ndarray) -> np.ndarray:
@@ -116,12 +190,22 @@ def chunks(wave: np.ndarray, size: int) -> Iterator[np.ndarray]:
 
 
 def find_audio(folder: str | Path, recursive: bool = True) -> list[Path]:
-    """Sorted audio files (wav, flac, ogg) below ``folder``."""
+    """Sorted audio files (wav, flac, ogg) below ``folder``, following symlinked folders (each
+    real folder is read once, so a link back to a parent does not loop)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"audio folder {folder} does not exist")
-    pattern = "**/*" if recursive else "*"
-    return sorted(p for p in folder.glob(pattern) if p.suffix.lower() in AUDIO_SUFFIXES)
+    found, seen = [], set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs.clear()
+            continue
+        seen.add(real)
+        found += [Path(root) / f for f in files if Path(f).suffix.lower() in AUDIO_SUFFIXES]
+        if not recursive:
+            break
+    return sorted(found)
 
 
 @dataclass
