@@ -5,10 +5,11 @@ validation split, read with the config's ``[decision]`` rule (the DET curve give
 table and default thresholds; the int8 miss-rate change is recorded) -> write ``model.json`` (with
 that rule) -> verify.
 
-The export is atomic: everything is written to a temporary folder beside ``OUTDIR`` and renamed
-to ``OUTDIR`` only after verification passes, so an interrupted or failed export never leaves a
-folder that ``kws detect`` would load. A failed verification keeps the files in
-``OUTDIR.failed`` for inspection (never loadable: its manifest is renamed).
+The export is atomic: everything is written to a temporary folder beside ``OUTDIR``, where
+``model.json`` is written last, after verification passed, and the folder is then renamed to
+``OUTDIR``. So an interrupted or failed export never leaves a folder that ``kws detect`` would
+load. A failed verification keeps the files in ``OUTDIR.failed`` for inspection, the manifest as
+``model.unverified.json``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from kws.export.quantize import quantize_weights
 from kws.export.verify import REFERENCE, Report, verify_folder
 
 from kws.core.config import Config
-from kws.core.contract import FLOAT_FILE, INT8_FILE, MANIFEST
+from kws.core.contract import (FLOAT_FILE, INT8_FILE, MANIFEST, Manifest, check_model_files,
+                               parse)
 from kws.core.timing import Timing
 from kws.data import corpora
 from kws.features import features
@@ -60,9 +62,9 @@ def reference_features(clips: list[np.ndarray], cfg: Config) -> np.ndarray:
     return np.ascontiguousarray(feats)
 
 
-def validation_report(folder: Path, file: str, cfg: Config, val: corpora.Clips, noise):
+def validation_report(manifest: Manifest | Path, file: str, cfg: Config, val: corpora.Clips, noise):
     """(report, DET) of one exported file on the validation split, read with the run's rule."""
-    model = OnnxModel(folder, file)
+    model = OnnxModel(manifest, file)
     positives = prepare_positives(val.positives, cfg.model.keywords, noise, VAL_SNR_DB,
                                   seed=cfg.train.seed)
     return evaluate(model.score_audio, Timing.of(cfg.frontend, cfg.model.stack_frames),
@@ -89,7 +91,6 @@ def export_model(source: str | Path, out_dir: str | Path) -> Report:
         shutil.rmtree(work, ignore_errors=True)
         raise
     if not report.ok:
-        (work / MANIFEST).rename(work / UNVERIFIED)
         failed = out.with_name(out.name + ".failed")
         shutil.rmtree(failed, ignore_errors=True)
         work.rename(failed)
@@ -116,11 +117,10 @@ def write_files(model, cfg: Config, out: Path) -> Report:
         torch_scores, _ = model.scores(torch.from_numpy(feats)[None])
     np.savez_compressed(out / REFERENCE, features=feats, torch_scores=torch_scores[0].numpy())
 
-    # a provisional manifest lets OnnxModel load the files for the validation runs (in the
-    # temporary folder, which nothing else loads)
-    (out / MANIFEST).write_text(json.dumps(build_manifest(out, cfg, [FLOAT_FILE, INT8_FILE], {})))
-    float_report, _ = validation_report(out, FLOAT_FILE, cfg, val, noise)
-    int8_report, det = validation_report(out, INT8_FILE, cfg, val, noise)
+    # a provisional manifest, in memory only, lets OnnxModel run the files for validation
+    provisional = describe(out, build_manifest(out, cfg, [FLOAT_FILE, INT8_FILE], {}))
+    float_report, _ = validation_report(provisional, FLOAT_FILE, cfg, val, noise)
+    int8_report, det = validation_report(provisional, INT8_FILE, cfg, val, noise)
     delta = miss_at(int8_report, DEFAULT_TARGET) - miss_at(float_report, DEFAULT_TARGET)
     hours = int8_report["negative_hours"]
     extra = {
@@ -138,8 +138,17 @@ def write_files(model, cfg: Config, out: Path) -> Report:
                          "miss_rate_change_at_0.5": delta},
     }
     manifest = build_manifest(out, cfg, [FLOAT_FILE, INT8_FILE], extra)
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
-    return verify_folder(out, miss_delta=delta)
+    report = verify_folder(describe(out, manifest), miss_delta=delta)
+    text = json.dumps(manifest, indent=2)
+    (out / (MANIFEST if report.ok else UNVERIFIED)).write_text(text)
+    return report
+
+
+def describe(folder: Path, manifest: dict) -> Manifest:
+    """The validated :class:`Manifest` of a manifest dict for the files in ``folder``."""
+    described = parse(folder, manifest)
+    check_model_files(described)
+    return described
 
 
 def summarize(report: dict) -> dict:

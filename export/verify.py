@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kws.core.contract import FLOAT_FILE, INT8_FILE
+from kws.core.contract import FLOAT_FILE, INT8_FILE, Manifest
 from kws.runtime import OnnxModel
 
 REFERENCE = "verify.npz"
@@ -56,8 +56,8 @@ def streaming_difference(model: OnnxModel, feats: np.ndarray) -> float:
     return float(np.abs(np.concatenate(parts) - whole).max())
 
 
-def verify_folder(folder: Path, miss_delta: float | None = None) -> Report:
-    """Run every check on an exported folder.
+def verify_folder(model: Path | Manifest, miss_delta: float | None = None) -> Report:
+    """Run every check on an exported folder (or on the manifest of one being exported).
 
     Args:
         miss_delta: int8 minus float32 validation miss rate at 0.5 FA/h, if measured now; else
@@ -65,6 +65,7 @@ def verify_folder(folder: Path, miss_delta: float | None = None) -> Report:
     """
     import onnx
 
+    folder = model.folder if isinstance(model, Manifest) else Path(model)
     report = Report()
     for name in (FLOAT_FILE, INT8_FILE):
         try:
@@ -72,7 +73,7 @@ def verify_folder(folder: Path, miss_delta: float | None = None) -> Report:
             report.check(True, f"onnx.checker: {name}")
         except (onnx.checker.ValidationError, FileNotFoundError) as e:
             report.check(False, f"onnx.checker: {name}: {e}")
-    float_model, int8_model = OnnxModel(folder, FLOAT_FILE), OnnxModel(folder, INT8_FILE)
+    float_model, int8_model = OnnxModel(model, FLOAT_FILE), OnnxModel(model, INT8_FILE)
     with np.load(folder / REFERENCE) as ref:
         feats, torch_scores = ref["features"], ref["torch_scores"]
     onnx_scores, _ = float_model.step(feats, float_model.initial_state())

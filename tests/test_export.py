@@ -108,6 +108,22 @@ def test_miss_rate_change_over_a_point_fails(tiny_export):
      "model.int8.onnx: sha256 does not match"),
     (lambda d: (d / FLOAT_FILE).unlink(), "lists model.onnx, which is missing"),
     (lambda d: edit(d, lambda m: m["frontend"].update(n_mels=0)), r"frontend\.n_mels = 0"),
+    (lambda d: edit(d, lambda m: m["files"].update({"../../etc/passwd": {"sha256": "0"}})),
+     r"files = '\.\./\.\./etc/passwd' is not allowed; expected plain file names inside"),
+    (lambda d: edit(d, lambda m: m["files"].update({"/etc/passwd": {"sha256": "0"}})),
+     r"files = '/etc/passwd' is not allowed"),
+    (lambda d: edit(d, lambda m: m.update(files=["model.onnx"])), r"files = \['model\.onnx'\]"),
+    (lambda d: edit(d, lambda m: m["thresholds"].update(up=float("nan"))),
+     r"threshold for 'up' = nan is not allowed"),
+    (lambda d: edit(d, lambda m: m["thresholds"].update(up=-0.5)),
+     r"threshold for 'up' = -0\.5 is not allowed; expected a number with 0 < threshold <= 1"),
+    (lambda d: edit(d, lambda m: m.update(step_frames=0)), r"step_frames = 0 is not allowed"),
+    (lambda d: edit(d, lambda m: m.update(state_shape=[1, 1, 10 ** 9])),
+     r"state_shape = \[1, 1, 1000000000\] is not allowed; expected \[1, 1, hidden\]"),
+    (lambda d: edit(d, lambda m: m.update(keywords=["up", "do\nwn"])), r"keywords = 'do\\nwn'"),
+    (lambda d: edit(d, lambda m: m.update(decision={"refractory_s": float("inf")})),
+     r"decision\.refractory_s = inf"),
+    (lambda d: (d / MANIFEST).write_text("[" * 100000 + "]" * 100000), "malformed JSON"),
 ])
 def test_bad_manifests_are_named(tiny_export, tmp_path, breakage, message):
     broken = tmp_path / "m"
@@ -121,3 +137,62 @@ def edit(folder, change):
     manifest = json.loads((folder / MANIFEST).read_text())
     change(manifest)
     (folder / MANIFEST).write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: m.update(keywords=["up", "down", "left"]),
+     r"scores is \[1, 'steps', 2\] in the graph, \[1, 'steps', 3\] by the manifest"),
+    (lambda m: m.update(state_shape=[1, 1, 32]),
+     r"state is \[1, 1, 16\] in the graph, \[1, 1, 32\] by the manifest"),
+])
+def test_a_manifest_that_does_not_describe_its_graph_is_refused(tiny_export, tmp_path, change,
+                                                                 message):
+    from kws.runtime import OnnxModel
+
+    broken = tmp_path / "m"
+    shutil.copytree(tiny_export, broken)
+    edit(broken, change)
+    with pytest.raises(ManifestError, match=message):
+        OnnxModel(broken)
+
+
+def test_exports_are_atomic(tiny_run, tiny_export, tmp_path, monkeypatch):
+    """Nothing loadable appears until verification passes: an interrupted export leaves
+    nothing, a failed one leaves its files in OUT.failed without a loadable manifest, and an
+    existing model survives a failed re-export."""
+    import kws.export.exporter as exporter
+    from kws.export.verify import Report
+
+    out = tmp_path / "model"
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(exporter, "validation_report", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        exporter.export_model(tiny_run[1], out)
+    assert list(tmp_path.iterdir()) == []  # no model, no temporary folder
+    monkeypatch.undo()
+
+    failing = Report()
+    failing.check(False, "a bound")
+    monkeypatch.setattr(exporter, "verify_folder", lambda *a, **k: failing)
+    with pytest.raises(exporter.VerificationError, match="FAIL a bound"):
+        exporter.export_model(tiny_run[1], out)
+    failed = tmp_path / "model.failed"
+    assert not out.exists() and (failed / "model.unverified.json").is_file()
+    assert not (failed / MANIFEST).exists()
+    proc = subprocess.run([sys.executable, "-m", "kws", "detect", "--model", str(failed)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "manifest missing" in proc.stderr
+
+    shutil.copytree(tiny_export, out)
+    before = (out / MANIFEST).read_text()
+    with pytest.raises(exporter.VerificationError):
+        exporter.export_model(tiny_run[1], out)
+    assert (out / MANIFEST).read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "model.failed"]
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="is not an exported model folder"):
+        exporter.export_model(tiny_run[1], tmp_path / "junk")

@@ -218,3 +218,34 @@ def test_c_python_detector_and_metric_give_identical_events(tiny_export, tmp_pat
         if name == "both" and rule["smoothing_steps"] == 1:  # two keywords at once: both
             first = c[0][0]
             assert c[:2] == [(first, 0), (first, 1)] and 50 <= first < 60
+
+
+def test_names_from_the_manifest_cannot_inject_c(tiny_export, tmp_path):
+    """A keyword name is data: it reaches the C only as an escaped string literal, and comes
+    back byte for byte; names that no escaping makes safe to use are refused at load."""
+    from kws.core.contract import MANIFEST, ManifestError, load_manifest
+
+    hostile = 'up";int pwn(void){return 7;}const char*y="??=\t'
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_export, folder)
+    raw = json.loads((folder / MANIFEST).read_text())
+    for bad in ('up"\n#include </etc/passwd>', "a\\b", "../up"):
+        raw["keywords"] = [bad, "down"]
+        (folder / MANIFEST).write_text(json.dumps(raw))
+        with pytest.raises(ManifestError, match="keywords = "):
+            load_manifest(folder)
+    raw["keywords"] = [hostile.replace("\t", " "), "ünïcode ✓"]
+    raw["thresholds"] = dict(zip(raw["keywords"], [0.5, 0.5]))
+    (folder / MANIFEST).write_text(json.dumps(raw))
+    src = emit(folder, tmp_path / "src")
+    (tmp_path / "names.c").write_text(
+        '#include <stdio.h>\n#include "kws_model.h"\n'
+        'int main(void) { int k; for (k = 0; k < KWS_N_KEYWORDS; k++) '
+        'printf("%s\\n", kws_keywords[k]); return 0; }\n')
+    exe = tmp_path / "names"
+    subprocess.run(["gcc", "-std=c99", "-Wall", "-Werror", f"-I{src}", "-o", str(exe),
+                    str(tmp_path / "names.c"), str(src / "kws_model.c")], check=True)
+    assert subprocess.run([str(exe)], capture_output=True, check=True).stdout.decode() \
+        .splitlines() == raw["keywords"]
+    symbols = subprocess.run(["nm", str(exe)], capture_output=True, text=True).stdout
+    assert "pwn" not in symbols

@@ -50,14 +50,17 @@ class OnnxModel:
     """One onnxruntime session for an exported model folder (see :mod:`kws.core.contract`).
 
     Args:
-        folder: the exported model folder (``model.json`` inside); default: the bundled model.
+        folder: the exported model folder (``model.json`` inside), or its already validated
+            :class:`Manifest` (as export checks a model before it writes the manifest);
+            default: the bundled model.
         file: which ONNX file to run; default the int8 one when present, else the float one.
         threads: onnxruntime intra-op threads (1 keeps a small board responsive).
     """
 
-    def __init__(self, folder: str | Path | None = None, file: str | None = None,
+    def __init__(self, folder: str | Path | Manifest | None = None, file: str | None = None,
                  threads: int = 1) -> None:
-        self.manifest: Manifest = load_manifest(folder or default_model_dir())
+        self.manifest: Manifest = folder if isinstance(folder, Manifest) \
+            else load_manifest(folder or default_model_dir())
         check_frontend_weights(self.manifest)
         if file is None:
             file = INT8_FILE if INT8_FILE in self.manifest.files else FLOAT_FILE

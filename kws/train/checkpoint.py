@@ -13,6 +13,7 @@ never through the trainer.
 from __future__ import annotations
 
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +52,13 @@ def read(path: str | Path, device: str = "cpu") -> dict[str, Any]:
     try:
         saved = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as e:
+        detail = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        if detail is None:
+            raise CheckpointError(f"{path}: not a readable checkpoint (not a torch.save file of "
+                                  "plain data)") from e
         raise CheckpointError(f"{path}: refused: it holds objects other than tensors and plain "
-                              "data, and loading them would run code from the file (a kws "
-                              f"checkpoint never does) [{str(e).splitlines()[0]}]") from e
+                              f"data ({detail.group(1)}), and loading them would run code from "
+                              "the file (a kws checkpoint never does)") from e
     except (RuntimeError, EOFError, OSError, ValueError) as e:
         raise CheckpointError(f"{path}: not a readable checkpoint ({e})") from e
     if not (isinstance(saved, dict) and isinstance(saved.get("model"), dict)
