@@ -91,7 +91,22 @@ def test_engine_commands_pass_text_on_stdin_where_the_program_reads_it(tmp_path)
     assert argv[argv.index("--length-scale") + 1] == "0.500"
     assert Voice("piper", "/v/joe.onnx").id == "piper-joe-150-50"
     argv, stdin = Voice("espeak-ng", "en-us", 120, 40).command("hi", tmp_path / "o.wav")
-    assert argv[-1] == "hi" and stdin is None and argv[argv.index("-s") + 1] == "120"
+    assert "--stdin" in argv and "hi" not in argv and stdin == "hi"
+    assert argv[argv.index("-s") + 1] == "120"
+
+
+@pytest.mark.parametrize("engine, voice", [("espeak-ng", "en-us"), ("flite", "kal")])
+def test_a_phrase_that_starts_with_a_dash_is_spoken_not_read_as_an_option(tmp_path, engine,
+                                                                          voice, monkeypatch):
+    from kws.synth.phonemes import phonemes
+
+    if not shutil.which(engine):
+        pytest.skip(f"{engine} is not installed")
+    monkeypatch.chdir(tmp_path)
+    wave = render(Voice(engine, voice), "-w pwned.wav --help")
+    assert len(wave) > 8000 and not (tmp_path / "pwned.wav").exists()
+    if engine == "espeak-ng":
+        assert phonemes("-computer") == phonemes("computer")
 
 
 ENGINES = sorted(tts.INSTALL_HINT)

@@ -26,7 +26,8 @@ SENTENCES = (
 
 def phonemes(text: str) -> str:
     """espeak-ng phoneme mnemonics of ``text`` (e.g. computer -> k@mpj'u:t3)."""
-    proc = subprocess.run(["espeak-ng", "-q", "-x", text], capture_output=True, text=True)
+    proc = subprocess.run(["espeak-ng", "--stdin", "-q", "-x"], input=text, capture_output=True,
+                          text=True)
     return proc.stdout.strip()
 
 

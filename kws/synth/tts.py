@@ -77,10 +77,12 @@ class Voice:
         return 150.0 / self.rate
 
     def command(self, text: str, out: Path) -> tuple[list[str], str | None]:
-        """The program's argument list and its standard input."""
-        if self.engine == "espeak-ng":
-            return ["espeak-ng", "-v", self.name, "-s", str(self.rate), "-p", str(self.pitch),
-                    "-w", str(out), text], None
+        """The program's argument list and its standard input. The text is never where a
+        program could read it as an option: on standard input, or right after flite's ``-t``,
+        which takes the next argument as text whatever it starts with."""
+        if self.engine == "espeak-ng":  # text on stdin: a phrase like "-w x" is not an option
+            return ["espeak-ng", "--stdin", "-v", self.name, "-s", str(self.rate), "-p",
+                    str(self.pitch), "-w", str(out)], text
         if self.engine == "flite":
             return ["flite", "-voice", self.name, "--setf", f"duration_stretch={self.stretch:.3f}",
                     "-t", text, "-o", str(out)], None
