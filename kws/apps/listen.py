@@ -3,7 +3,10 @@
 The PortAudio callback only copies blocks into a queue; the main loop resamples (when the device
 cannot do 16 kHz), streams, detects, emits JSON Lines, runs ``--exec`` and saves activations.
 Overflows and device errors are counted and logged; a device that disappears is reopened with a
-back-off; SIGINT/SIGTERM stop the loop cleanly.
+back-off, while one that cannot be opened at start is an error; SIGINT/SIGTERM stop the loop
+cleanly. What the first detection needs is checked at start (``--exec`` parses and names a
+program, ``--save-detections`` is writable); a clip that cannot be saved or a hook that cannot
+run later is logged and counted, and listening goes on.
 """
 
 from __future__ import annotations
@@ -11,9 +14,12 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import re
 import shlex
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from collections import deque
@@ -59,6 +65,48 @@ def list_devices() -> str:
     return "\n".join(lines) or "no input devices"
 
 
+def check_exec(command: str) -> list[str]:
+    """``--exec``'s argument list, checked at start: it parses like a shell line (it is never
+    run by one) and names a program that exists.
+
+    Raises:
+        ValueError: naming the command and what is wrong.
+    """
+    try:
+        argv = shlex.split(command)
+    except ValueError as e:
+        raise ValueError(f"--exec {command!r} does not parse: {e}") from None
+    if not argv:
+        raise ValueError("--exec is empty")
+    program = argv[0]
+    found = shutil.which(program) if "/" not in program else (
+        program if os.access(program, os.X_OK) and Path(program).is_file() else None)
+    if not found:
+        raise ValueError(f"--exec {command!r}: {program!r} is not an executable program "
+                         "(on PATH, or a path to an executable file)")
+    return argv
+
+
+def check_writable(folder: Path) -> None:
+    """``--save-detections`` is a folder this process can write, made if missing.
+
+    Raises:
+        OSError: naming the folder, when it cannot be made or written.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".kws-probe-"):
+            pass
+    except OSError as e:
+        raise OSError(f"--save-detections {folder}: not a writable folder ({e.strerror or e})") \
+            from None
+
+
+def safe_file_name(name: str) -> str:
+    """``name`` with every character but letters, digits, "_" and "-" made "_"."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name) or "_"
+
+
 @dataclass(frozen=True)
 class ListenConfig:
     """Microphone settings.
@@ -91,6 +139,7 @@ class Counters:
     detections: int = 0
     exec_failures: int = 0
     saved: int = 0
+    save_failures: int = 0
 
 
 class Listener:
@@ -113,6 +162,9 @@ class Listener:
         self._pending_saves: list[tuple[Detection, int]] = []
         self._children: list[subprocess.Popen] = []
         self._samples = 0
+        self._argv = check_exec(cfg.exec_cmd) if cfg.exec_cmd else None
+        if cfg.save_dir:
+            check_writable(Path(cfg.save_dir))
 
     def install_signal_handlers(self) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -147,13 +199,22 @@ class Listener:
         return stream, resampler
 
     def run(self) -> Counters:
-        """Listen until stopped; returns the counters (also logged)."""
+        """Listen until stopped; returns the counters (also logged).
+
+        Raises:
+            RuntimeError: the input device cannot be opened at start (a device that was
+                listening and disappears is reopened instead, with a back-off).
+        """
         sd = import_sounddevice()
-        backoff = 0.5
+        backoff, opened = 0.5, False
         while not self.stop.is_set():
             try:
                 stream, resampler = self._open(sd)
             except Exception as e:  # noqa: BLE001 - any PortAudio failure: retry later
+                if not opened:
+                    raise RuntimeError(f"cannot open input device {self.cfg.device or 'default'!r}"
+                                       f": {e} (kws listen --list-devices shows the input "
+                                       "devices)") from e
                 self.counters.device_errors += 1
                 log.error("cannot open input device %r: %s (retrying in %.1f s)",
                           self.cfg.device, e, backoff)
@@ -161,7 +222,7 @@ class Listener:
                 backoff = min(backoff * 2, 10.0)
                 continue
             log.info("listening on %s", stream.device if hasattr(stream, "device") else "default")
-            backoff = 0.5
+            backoff, opened = 0.5, True
             try:
                 self._consume(stream, resampler)
             finally:
@@ -206,11 +267,11 @@ class Listener:
         self.counters.detections += 1
         self.emit(event_line(det, wall_time=datetime.now(timezone.utc).isoformat(
             timespec="milliseconds")))
-        if self.cfg.exec_cmd:
+        if self._argv:
             env = dict(os.environ, KWS_KEYWORD=det.keyword, KWS_SCORE=f"{det.score:.4f}",
                        KWS_TIME=f"{det.time_s:.3f}")
             try:
-                self._children.append(subprocess.Popen(shlex.split(self.cfg.exec_cmd), env=env))
+                self._children.append(subprocess.Popen(self._argv, env=env))
             except OSError as e:
                 self.counters.exec_failures += 1
                 log.error("--exec %r failed: %s", self.cfg.exec_cmd, e)
@@ -222,7 +283,11 @@ class Listener:
         keep = []
         for det, ready_at in self._pending_saves:
             if self._samples >= ready_at or force:
-                self._save(det)
+                try:
+                    self._save(det)
+                except OSError as e:  # a full disk or a removed folder: keep listening
+                    self.counters.save_failures += 1
+                    log.error("could not save the activation at %.2f s: %s", det.time_s, e)
             else:
                 keep.append((det, ready_at))
         self._pending_saves = keep
@@ -241,7 +306,7 @@ class Listener:
         folder = Path(self.cfg.save_dir)
         folder.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%f")[:-3]
-        name = f"{stamp}-{det.keyword}-{det.score:.2f}"
+        name = f"{stamp}-{safe_file_name(det.keyword)}-{det.score:.2f}"
         soundfile.write(folder / f"{name}.wav", float32_to_int16(clip), self.rate,
                         subtype="PCM_16")
         (folder / f"{name}.json").write_text(json.dumps({
