@@ -2,7 +2,8 @@
 
 Frame: ``A5 5A | type u8 | length u16 LE | payload | CRC-16/CCITT-FALSE u16 LE`` over type,
 length and payload. Messages and their payloads are listed in ``templates/kws_protocol.h``.
-A bad frame is counted and skipped; the reader resynchronizes on the next ``A5 5A``.
+A bad frame is counted and skipped; the reader resynchronizes on the next ``A5 5A``, also when
+the line goes quiet inside a frame (a header that declares a long length).
 """
 
 from __future__ import annotations
@@ -80,6 +81,16 @@ class FrameReader:
             out.append((kind, body[3:]))
             del self.buf[:7 + length]
 
+    def idle(self) -> list[tuple[int, bytes]]:
+        """The line went quiet inside a frame: drop its start and read the rest again (what the
+        device's ``kws_parser_idle`` does); returns the frames found behind it."""
+        out = []
+        while self.buf:
+            self.bad_frames += 1
+            del self.buf[:1]
+            out += self.feed(b"")
+        return out
+
 
 class Device:
     """A kws device on a serial port (a ``serial.Serial`` or anything with read/write)."""
@@ -96,7 +107,8 @@ class Device:
 
     def _pump(self) -> None:
         data = self.port.read(self.port.in_waiting or 1)
-        for kind, payload in self.reader.feed(data):
+        frames = self.reader.feed(data) if data else self.reader.idle()
+        for kind, payload in frames:
             if kind == EVENT:
                 k, score, step = struct.unpack("<BfI", payload)
                 self.events.append((k, score, step))

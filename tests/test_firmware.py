@@ -249,3 +249,31 @@ def test_names_from_the_manifest_cannot_inject_c(tiny_export, tmp_path):
         .splitlines() == raw["keywords"]
     symbols = subprocess.run(["nm", str(exe)], capture_output=True, text=True).stdout
     assert "pwn" not in symbols
+
+
+def test_a_long_declared_length_does_not_make_the_device_deaf(device, tiny_export):
+    """A header declaring 4000 bytes that never come used to swallow the next frames; the
+    device drops it once the line is quiet and answers the frame behind it."""
+    import struct as st
+
+    from kws.firmware.protocol import HELLO, SOF, DeviceError, encode
+
+    bogus = SOF + st.pack("<BH", 3, 4000)  # AUDIO, 4000 bytes announced, none sent
+    device.port.write(bogus + encode(HELLO))
+    kind, payload = device.expect((0x81,), HELLO)  # VERSION, within the Device's 3 s
+    assert payload[1] == 2
+    assert device.stats()["bad_frames"] >= 1
+    # uploads whose thresholds are not numbers in (0, 1] are refused by the device itself
+    blob = load_blob(tiny_export)
+    for bad in (float("nan"), -0.5, 1.5):
+        with pytest.raises(DeviceError, match="refused message 0x07: invalid model"):
+            device.upload_model(blob[:-8] + st.pack("<2f", bad, 0.5))
+
+
+def test_host_reader_resynchronises_when_the_line_goes_quiet():
+    from kws.firmware.protocol import ACK, SOF, FrameReader, encode
+
+    reader = FrameReader()
+    good = encode(ACK, b"\x01")
+    assert reader.feed(SOF + b"\x03\xa0\x0f" + good) == []  # waiting for 4000 bytes
+    assert reader.idle() == [(ACK, b"\x01")] and reader.bad_frames >= 1 and not reader.buf

@@ -3,7 +3,9 @@
  * on AUDIO frames and answers as a microcontroller would. POSIX I/O lives here only; kws.c and
  * kws_protocol.c are what goes on the MCU. Usage: kws_device PORT */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,6 +161,7 @@ static void handle(void *ctx, uint8_t type, const uint8_t *payload, size_t len) 
 int main(int argc, char **argv) {
     uint8_t buf[1024];
     ssize_t n;
+    struct pollfd pfd;
     if (argc != 2) { fprintf(stderr, "usage: %s PORT|fd:N\n", argv[0]); return 2; }
     dev.fd = strncmp(argv[1], "fd:", 3) == 0 ? atoi(argv[1] + 3) : open(argv[1], O_RDWR | O_NOCTTY);
     if (dev.fd < 0) { perror(argv[1]); return 1; }
@@ -166,6 +169,18 @@ int main(int argc, char **argv) {
     dev.kws.on_step = on_step;
     dev.active = -1;
     kws_parser_init(&dev.parser);
-    while ((n = read(dev.fd, buf, sizeof buf)) > 0) kws_parser_feed(&dev.parser, buf, (size_t)n, handle, NULL);
+    pfd.fd = dev.fd;
+    pfd.events = POLLIN;
+    for (;;) {
+        int ready = poll(&pfd, 1, KWS_PROTO_IDLE_MS);
+        if (ready < 0 && errno == EINTR) continue;
+        if (ready < 0) break;
+        if (ready == 0) {   /* the line is quiet: an unfinished frame was not one */
+            kws_parser_idle(&dev.parser, handle, NULL);
+            continue;
+        }
+        if ((n = read(dev.fd, buf, sizeof buf)) <= 0) break;
+        kws_parser_feed(&dev.parser, buf, (size_t)n, handle, NULL);
+    }
     return 0;
 }

@@ -31,30 +31,43 @@ static void drop(kws_parser_t *p, size_t k) {
     p->n -= k;
 }
 
+/* Handle every whole frame at the start of the buffer; stop at an incomplete one. */
+static void scan(kws_parser_t *p, kws_frame_handler_t handler, void *ctx) {
+    for (;;) {
+        size_t len, total;
+        if (p->n >= 1 && p->buf[0] != 0xA5) { drop(p, 1); p->skipped_bytes++; continue; }
+        if (p->n >= 2 && p->buf[1] != 0x5A) { drop(p, 1); p->skipped_bytes++; continue; }
+        if (p->n < 5) break;
+        len = (size_t)p->buf[3] | ((size_t)p->buf[4] << 8);
+        if (len > KWS_PROTO_MAX_PAYLOAD) { p->bad_frames++; drop(p, 1); continue; }
+        total = 5 + len + 2;
+        if (p->n < total) break;
+        if (kws_crc16(p->buf + 2, 3 + len, 0xFFFFu)
+                != (uint16_t)(p->buf[5 + len] | (p->buf[6 + len] << 8))) {
+            p->bad_frames++;
+            drop(p, 1);
+            continue;
+        }
+        p->frames_ok++;
+        handler(ctx, p->buf[2], p->buf + 5, len);
+        drop(p, total);
+    }
+}
+
 void kws_parser_feed(kws_parser_t *p, const uint8_t *data, size_t n, kws_frame_handler_t handler,
                      void *ctx) {
     size_t i;
     for (i = 0; i < n; i++) {
         p->buf[p->n++] = data[i];
-        for (;;) {
-            size_t len, total;
-            if (p->n >= 1 && p->buf[0] != 0xA5) { drop(p, 1); p->skipped_bytes++; continue; }
-            if (p->n >= 2 && p->buf[1] != 0x5A) { drop(p, 1); p->skipped_bytes++; continue; }
-            if (p->n < 5) break;
-            len = (size_t)p->buf[3] | ((size_t)p->buf[4] << 8);
-            if (len > KWS_PROTO_MAX_PAYLOAD) { p->bad_frames++; drop(p, 1); continue; }
-            total = 5 + len + 2;
-            if (p->n < total) break;
-            if (kws_crc16(p->buf + 2, 3 + len, 0xFFFFu)
-                    != (uint16_t)(p->buf[5 + len] | (p->buf[6 + len] << 8))) {
-                p->bad_frames++;
-                drop(p, 1);
-                continue;
-            }
-            p->frames_ok++;
-            handler(ctx, p->buf[2], p->buf + 5, len);
-            drop(p, total);
-        }
+        scan(p, handler, ctx);
+    }
+}
+
+void kws_parser_idle(kws_parser_t *p, kws_frame_handler_t handler, void *ctx) {
+    while (p->n > 0) {   /* the line went quiet inside a frame: it was not one */
+        p->bad_frames++;
+        drop(p, 1);
+        scan(p, handler, ctx);
     }
 }
 

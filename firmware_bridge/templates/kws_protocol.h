@@ -1,8 +1,9 @@
 /* Serial protocol between a host and a kws device (see firmware_bridge/protocol.py).
  *
  * Frame: 0xA5 0x5A | type u8 | length u16 LE | payload | CRC-16/CCITT-FALSE u16 LE over type,
- * length and payload. A frame with a bad CRC or length is counted and skipped; the parser then
- * looks for the next 0xA5 0x5A after the first byte of the bad frame, so it never loses sync.
+ * length and payload. A frame with a bad CRC or length, or one the line goes quiet inside, is
+ * counted and skipped; the parser then looks for the next 0xA5 0x5A after the first byte of the
+ * bad frame, so it never loses sync.
  */
 #ifndef KWS_PROTOCOL_H
 #define KWS_PROTOCOL_H
@@ -12,6 +13,7 @@
 
 #define KWS_PROTO_VERSION 1
 #define KWS_PROTO_MAX_PAYLOAD 4096
+#define KWS_PROTO_IDLE_MS 50  /* a pause inside a frame longer than this ends it */
 
 enum {
     KWS_MSG_HELLO = 0x01,         /* host: () -> VERSION */
@@ -48,6 +50,10 @@ void kws_parser_init(kws_parser_t *p);
 /* Feed received bytes; calls handler for every valid frame. */
 void kws_parser_feed(kws_parser_t *p, const uint8_t *data, size_t n, kws_frame_handler_t handler,
                      void *ctx);
+/* Call when no byte arrived for KWS_PROTO_IDLE_MS: an incomplete frame then was a bad header
+ * (a length nothing follows), so it is dropped and the bytes after its start are read again.
+ * A header that declares a long length cannot make the device deaf to the frames after it. */
+void kws_parser_idle(kws_parser_t *p, kws_frame_handler_t handler, void *ctx);
 /* Encode a frame into out (size >= len + 7); returns its length. */
 size_t kws_frame_encode(uint8_t type, const uint8_t *payload, size_t len, uint8_t *out);
 
