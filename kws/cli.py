@@ -120,9 +120,18 @@ def add_rule_settings(p: argparse.ArgumentParser, default: str) -> None:
                    help=f"model steps in a row at/above the threshold (default: {default})")
 
 
-def add_rule_options(p: argparse.ArgumentParser) -> None:
-    """The model and decision options shared by detect, listen, serve and bench."""
-    p.add_argument("--model", help="exported model folder (default: the bundled model)")
+def add_rule_options(p: argparse.ArgumentParser, models: bool = False) -> None:
+    """The model and decision options shared by detect, listen, serve and bench (``models``:
+    several models, as kws serve runs)."""
+    if models:
+        p.add_argument("--model", action="append", default=[], metavar="DIR",
+                       help="exported model folder (repeatable; default: the bundled model "
+                            "unless --custom-model-dir gives some)")
+        p.add_argument("--custom-model-dir", action="append", default=[], metavar="DIR",
+                       help="a folder of exported model folders: every one inside is served "
+                            "(repeatable)")
+    else:
+        p.add_argument("--model", help="exported model folder (default: the bundled model)")
     p.add_argument("--threshold", action="append", type=parse_threshold, default=[],
                    metavar="KEYWORD=VALUE",
                    help="score threshold for one keyword, 0 < VALUE <= 1 (repeatable; default: "
@@ -138,15 +147,34 @@ def add_rule_options(p: argparse.ArgumentParser) -> None:
                         "the lowest latency, 60 ms less at a third more CPU)")
 
 
+def load_models(args: argparse.Namespace, folders: list) -> list:
+    """(model, decision rule) for each folder (None: the bundled model), with the shared
+    options applied; a --threshold must name a keyword of one of them."""
+    from kws.runtime import OnnxModel, Spotter, model_rule
+
+    models = [OnnxModel(folder) for folder in folders]
+    thresholds = dict(args.threshold)
+    known = {kw for m in models for kw in m.keywords}
+    unknown = sorted(set(thresholds) - known)
+    if unknown:
+        raise ValueError(f"thresholds for unknown keyword(s) {unknown}; the model(s) have "
+                         f"{sorted(known)}")
+    out = []
+    for model in models:
+        rule = model_rule(model.manifest, {k: v for k, v in thresholds.items()
+                                           if k in model.keywords},
+                          args.max_fa_per_hour, args.smoothing, args.min_steps, args.refractory)
+        Spotter(model, rule, args.steps_per_call)  # fail now on a bad setting
+        out.append((model, rule))
+    return out
+
+
 def load_spotting(args: argparse.Namespace):
     """(model, a factory of fresh spotters) from the shared options, checked before any
     audio."""
-    from kws.runtime import OnnxModel, Spotter, model_rule
+    from kws.runtime import Spotter
 
-    model = OnnxModel(args.model)
-    rule = model_rule(model.manifest, dict(args.threshold), args.max_fa_per_hour,
-                      args.smoothing, args.min_steps, args.refractory)
-    Spotter(model, rule, args.steps_per_call)  # fail now on a bad setting
+    ((model, rule),) = load_models(args, [args.model])
     return model, lambda: Spotter(model, rule, args.steps_per_call)
 
 
@@ -181,11 +209,24 @@ def cmd_listen(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
 
-    from kws.apps.wyoming import serve
+    from kws.apps.wyoming import ServeConfig, WakeService, serve
+    from kws.core.contract import MANIFEST
 
-    model, new_spotter = load_spotting(args)
+    if args.debug:
+        logging.getLogger().setLevel(logging.DEBUG)
+    folders = list(args.model)
+    for parent in map(Path, args.custom_model_dir):
+        if not parent.is_dir():
+            raise FileNotFoundError(f"--custom-model-dir {parent}: no such folder")
+        found = sorted(p for p in parent.iterdir() if (p / MANIFEST).is_file())
+        if not found:
+            raise ValueError(f"--custom-model-dir {parent}: no exported model folder inside")
+        folders += found
+    cfg = ServeConfig(args.uri, args.max_connections, args.idle_timeout, args.read_timeout,
+                      args.zeroconf)
+    service = WakeService(load_models(args, folders or [None]), args.steps_per_call)
     try:
-        asyncio.run(serve(model, new_spotter, args.uri))
+        asyncio.run(serve(service, cfg))
     except KeyboardInterrupt:
         log.info("stopped")
     return 0
@@ -351,9 +392,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_listen)
 
     p = sub.add_parser("serve", help="Wyoming wake word server (Home Assistant)")
-    add_rule_options(p)
+    add_rule_options(p, models=True)
+    p.add_argument("--refractory-seconds", dest="refractory", type=float, metavar="SECONDS",
+                   help="the same as --refractory (wyoming-openwakeword's name)")
     p.add_argument("--uri", default="tcp://127.0.0.1:10400",
-                   help="tcp://HOST:PORT or unix://PATH (default tcp://127.0.0.1:10400)")
+                   help="tcp://HOST:PORT or unix://PATH (default tcp://127.0.0.1:10400; "
+                        "tcp://0.0.0.0:10400 for other machines)")
+    p.add_argument("--zeroconf", nargs="?", const="", default=None, metavar="NAME",
+                   help="announce the server as _wyoming._tcp for Home Assistant to discover "
+                        "(default name: kws-<MAC address>)")
+    p.add_argument("--max-connections", type=int, default=32, metavar="N",
+                   help="clients served at once; more are closed on arrival (default 32)")
+    p.add_argument("--idle-timeout", type=float, default=300.0, metavar="SECONDS",
+                   help="disconnect a client that sends nothing for this long (default 300)")
+    p.add_argument("--read-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="disconnect a client that leaves a message unfinished this long "
+                        "(default 10)")
+    p.add_argument("--debug", action="store_true", help="debug logging (as -v)")
+    p.add_argument("--version", action="version", version=f"kws {__version__}",
+                   help="print the version and exit")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("bench", help="latency, real-time factor, CPU and memory on this CPU")
