@@ -76,3 +76,20 @@ def test_step_end_time_and_delay_summary():
 def test_det_dataclass_is_plain():
     det = Det(np.array([0.5]), np.zeros((1, 1)), np.zeros((1, 1)))
     assert det.operating_point(0, 0.5) == (0.5, 0.0, 0.0)
+
+
+def test_nan_scores_never_count_as_detections():
+    """kws eval once reported 0.0% missed on NaN scores while its confusion table said every
+    clip was missed: a NaN score now never reaches a threshold, in the miss rate either."""
+    from kws.core.timing import Timing
+    from kws.metrics.evaluate import PositiveClip, evaluate
+
+    def nan_scorer(wave):
+        return np.full((len(wave) // 480, 1), np.nan, np.float32)
+
+    clips = [PositiveClip(f"c{i}", 0, np.zeros(32000, np.float32), 0.5, 1.0) for i in range(2)]
+    negatives = [("n", np.zeros(16000 * 60, np.float32))]
+    report, det = evaluate(nan_scorer, Timing(3), ("kw",), clips, negatives)
+    assert np.all(det.miss_rate == 1.0) and np.all(det.fa_per_hour == 0.0)
+    assert all(p["miss_rate"] == 1.0 for p in report["keywords"]["kw"]["at_fa_per_hour"].values())
+    assert report["confusion"]["kw"]["missed"] == 2

@@ -114,9 +114,10 @@ def run_bench(model, new_spotter, seconds: float = 60.0, paced_seconds: float = 
     per_chunk = [chunk_figures(makes, pcm, ms) for ms in CHUNKS_MS]
     cpu = [paced_cpu_share(m, paced_seconds) if paced_seconds > 0 else None for m in makes]
     manifest = model.manifest
+    steps = new_spotter().stream.steps_per_call
     result = {
         "model": str(manifest.folder), "file": model.file,
-        "steps_per_call": new_spotter().stream.steps_per_call,
+        "steps_per_call": steps, "buffer_ms": round(steps * manifest.step_s * 1000, 1),
         "model_bytes": manifest.files[model.file]["bytes"],
         "macs_per_second": manifest.raw.get("macs_per_second"),
         "audio_seconds": seconds,
@@ -148,6 +149,10 @@ def markdown(result: dict) -> str:
     lines += ["", f"- model: {result['model']}/{result['file']} ({result['model_bytes']} bytes, "
               f"{result['macs_per_second']} MACs per second of audio), "
               f"{result['steps_per_call']} model step(s) per call",
+              f"- latency is the compute time of one call with one chunk; it excludes "
+              f"buffering: audio waits until {result['steps_per_call']} model step(s) "
+              f"({result['buffer_ms']:g} ms) are complete before the model runs, and the "
+              "decision comes at the end of the step that reaches the threshold",
               "- CPU share of one core at real time (20 ms chunks): "
               + ("-" if cpu is None else f"{100 * cpu:.2f}%"),
               f"- peak resident memory: {result['peak_rss_mb']:.1f} MB (this process)"]
