@@ -29,8 +29,7 @@ from kws.export.quantize import quantize_weights
 from kws.export.verify import REFERENCE, Report, verify_folder
 
 from kws.core.config import Config
-from kws.core.contract import (FLOAT_FILE, INT8_FILE, MANIFEST, Manifest, check_model_files,
-                               parse)
+from kws.core.contract import FLOAT_FILE, INT8_FILE, MANIFEST, Manifest, check_model_files, parse
 from kws.core.timing import Timing
 from kws.data import corpora
 from kws.features import features

@@ -206,6 +206,18 @@ def cmd_listen(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_record(args: argparse.Namespace) -> int:
+    from kws.apps.record import RecordConfig, Recorder
+    from kws.core.checks import check_keyword_name
+
+    check_keyword_name(args.keyword, "KEYWORD")
+    device = int(args.device) if args.device and args.device.isdigit() else args.device
+    cfg = RecordConfig(args.keyword, args.out, args.count, args.seconds, args.pause,
+                       args.max_takes, device, args.rate)
+    written = Recorder(cfg).run()
+    return 0 if len(written) == cfg.count else 1
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -289,6 +301,58 @@ def cmd_info(args: argparse.Namespace) -> int:
                                   for s in raw.get("data_sources", [])]
     print("\n".join(lines))
     return 0
+
+
+def byte_progress(name: str):
+    """A progress callback for downloads: a tqdm bar when tqdm is there (the eval and train
+    extras), else a log line every 10%."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        tqdm = None
+    state = {"bar": None, "logged": -1}
+
+    def update(done: int, total: int) -> None:
+        if tqdm is not None:
+            if state["bar"] is None:
+                state["bar"] = tqdm(total=total or None, initial=done, unit="B",
+                                    unit_scale=True, desc=name, disable=None)
+            state["bar"].update(done - state["bar"].n)
+        elif total and (tenth := 10 * done // total) > state["logged"]:
+            state["logged"] = tenth
+            log.info("%s: %d of %d MB", name, done // 10**6, total // 10**6)
+    return update
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from kws.core.config import data_root, load_config
+    from kws.data.catalog import catalog
+
+    corpora = catalog(args.catalog)
+    if args.action == "list":
+        for c in corpora.values():
+            size = f"{c.size / 1e6:,.0f} MB" if c.size else "size unknown"
+            check = "sha256 published" if c.sha256 else "no published checksum"
+            print(f"{c.name}\n  {c.title}\n  licence: {c.license}; {size}; {check}\n"
+                  f"  {c.url}" + (f"\n  about: {c.homepage}" if c.homepage else ""))
+        return 0
+    root = Path(args.out) if args.out else data_root()
+    if args.action == "get":
+        from kws.data.download import get
+
+        unknown = [n for n in args.names if n not in corpora]
+        if unknown:
+            raise ValueError(f"unknown corpus {unknown}; kws data list shows {sorted(corpora)}")
+        for name in args.names:
+            folder = get(corpora[name], root, args.sha256, args.accept_unverified,
+                         byte_progress(name))
+            print(f"{name}: {folder}")
+        return 0
+    from kws.data.check import report
+
+    text, ok = report(root, corpora, load_config(args.config) if args.config else None)
+    print(text)
+    return 0 if ok else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -391,6 +455,23 @@ def build_parser() -> argparse.ArgumentParser:
                         "else its own rate)")
     p.set_defaults(func=cmd_listen)
 
+    p = sub.add_parser("record", help="record your own keyword clips (16 kHz FLAC) for training")
+    p.add_argument("keyword", help="the keyword's name, e.g. hey_mirror (its folder's name)")
+    p.add_argument("-o", "--out", type=Path, required=True,
+                   help="folder that gets KEYWORD/<n>.flac (numbering continues)")
+    p.add_argument("--count", type=int, default=20, help="good takes to record (default 20)")
+    p.add_argument("--seconds", type=float, default=2.0,
+                   help="seconds per take (default 2)")
+    p.add_argument("--pause", type=float, default=1.0, metavar="SECONDS",
+                   help="count-in before each take (default 1 s)")
+    p.add_argument("--max-takes", type=int, metavar="N",
+                   help="stop after N takes, good or skipped (default: 3 x --count)")
+    p.add_argument("--device", help="input device index or name (default: the system default)")
+    p.add_argument("--rate", type=int, metavar="HZ",
+                   help="record at this rate and resample to 16 kHz (default: 16000 when the "
+                        "device can)")
+    p.set_defaults(func=cmd_record)
+
     p = sub.add_parser("serve", help="Wyoming wake word server (Home Assistant)")
     add_rule_options(p, models=True)
     p.add_argument("--refractory-seconds", dest="refractory", type=float, metavar="SECONDS",
@@ -434,6 +515,32 @@ def build_parser() -> argparse.ArgumentParser:
                         "compare the compiled C with onnxruntime on (default: the demo clip)")
     p.add_argument("-o", "--out", help="output folder for the C sources")
     p.set_defaults(func=cmd_firmware)
+
+    p = sub.add_parser("data", help="public corpora: list them, download one, check a folder")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION",
+                               help="list | get NAME... | check")
+    for action, text in (("list", "every corpus the configs can use: licence, size, URL"),
+                         ("get", "download, verify and unpack corpora"),
+                         ("check", "what a data root holds and what a config would find")):
+        a = actions.add_parser(action, help=text)
+        a.add_argument("--catalog", type=Path, metavar="FILE.json",
+                       help="more corpora (a JSON list of name, url, sha256, strip ...)")
+        if action == "list":
+            continue
+        a.add_argument("-o", "--out", type=Path, metavar="DIR",
+                       help="data root (default: $KWS_DATA, else ~/kws-data)")
+        if action == "get":
+            a.add_argument("names", nargs="+", metavar="NAME", help="corpus names (kws data list)")
+            a.add_argument("--sha256", metavar="HEX",
+                           help="the expected SHA-256 of the archive (for a corpus with no "
+                                "published one, or to override)")
+            a.add_argument("--accept-unverified", action="store_true",
+                           help="unpack an archive no checksum is known for")
+        else:
+            a.add_argument("--config", type=Path, metavar="TOML",
+                           help="also check every folder this config reads (exit 1 if one is "
+                                "missing or empty)")
+    p.set_defaults(func=cmd_data)
 
     p = sub.add_parser("info", help="what a model is: keywords, thresholds, rule, sources")
     p.add_argument("--model", help="exported model folder (default: the bundled model)")

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.pulse"]  # the virtual microphone fixtures: pulse, pulse_server
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 

@@ -4,8 +4,6 @@ Skips with the reason when PulseAudio, paplay or PortAudio are not installed or 
 """
 
 import json
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,63 +15,6 @@ import soundfile
 
 from kws.core.audio import load_audio
 from kws.runtime import OnnxModel
-
-
-class Pulse:
-    """A private PulseAudio with a null sink 'vmic' whose monitor is the default source."""
-
-    def __init__(self, runtime):
-        self.env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime))
-        self.pid_file = runtime / "pulse" / "pid"
-        self.pid = None
-
-    def start(self) -> None:
-        start = subprocess.run(
-            ["pulseaudio", "--daemonize=yes", "--exit-idle-time=-1", "-n",
-             "--load=module-null-sink sink_name=vmic", "--load=module-native-protocol-unix"],
-            env=self.env, capture_output=True, text=True, timeout=30)
-        for _ in range(50):
-            if self.pid_file.is_file():
-                break
-            time.sleep(0.1)
-        if start.returncode != 0 or not self.pid_file.is_file():
-            pytest.skip(f"PulseAudio could not start: {start.stderr.strip()[-300:]}")
-        self.pid = int(self.pid_file.read_text())
-        subprocess.run(["pactl", "set-default-source", "vmic.monitor"], env=self.env,
-                       check=True, timeout=10)
-
-    def stop(self) -> None:
-        if self.pid is None:
-            return
-        os.kill(self.pid, signal.SIGTERM)
-        for _ in range(50):
-            try:
-                os.kill(self.pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.1)
-        self.pid = None
-
-
-@pytest.fixture
-def server(tmp_path):
-    for tool in ("pulseaudio", "pactl", "paplay"):
-        if not shutil.which(tool):
-            pytest.skip(f"{tool} is not installed (Debian pulseaudio, pulseaudio-utils)")
-    runtime = tmp_path / "xdg"
-    runtime.mkdir(mode=0o700)
-    pulse = Pulse(runtime)
-    pulse.start()
-    try:
-        yield pulse
-    finally:
-        pulse.stop()
-
-
-@pytest.fixture
-def pulse(server):
-    """The environment of a running private PulseAudio (see Pulse)."""
-    return server.env
 
 
 def start_listen(env, *args):
@@ -195,22 +136,22 @@ def test_a_clip_that_cannot_be_saved_is_logged_and_listening_goes_on(tiny_export
     assert safe_file_name("a/../b c") == "a____b_c"
 
 
-def test_listen_reopens_a_device_that_disappears(server, tiny_export, clip_and_threshold):
+def test_listen_reopens_a_device_that_disappears(pulse_server, tiny_export, clip_and_threshold):
     clip, threshold = clip_and_threshold
-    proc = start_listen(server.env, "--model", tiny_export, "--threshold", f"up={threshold}",
+    proc = start_listen(pulse_server.env, "--model", tiny_export, "--threshold", f"up={threshold}",
                         "--threshold", "down=1.0")
     try:
         time.sleep(1.0)
-        server.stop()  # the sound server (the "device") goes away mid-stream
+        pulse_server.stop()  # the sound server (the "device") goes away mid-stream
         time.sleep(5.0)
-        server.start()
+        pulse_server.start()
         deadline, seen = time.time() + 30, []
         while time.time() < deadline:  # until the listener has reopened the input
             seen.append(proc.stderr.readline())
             if "listening on" in seen[-1]:
                 break
         time.sleep(2.0)
-        subprocess.run(["paplay", "-d", "vmic", str(clip)], env=server.env, check=True,
+        subprocess.run(["paplay", "-d", "vmic", str(clip)], env=pulse_server.env, check=True,
                        timeout=30)
         event = json.loads(proc.stdout.readline())
     finally:

@@ -15,6 +15,7 @@ Example (see ``configs/default.toml`` for every field)::
 from __future__ import annotations
 
 import dataclasses
+import os
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -145,6 +146,8 @@ class DataConfig:
         negative_test_fraction: share of negative speakers held out for test, so that false
             alarms per hour are measured on speech the model never heard.
         seed: split seed.
+        corpus_root: where folders named ``corpus:NAME`` are (default: ``$KWS_DATA``, else
+            ``~/kws-data``; ``kws data get`` puts corpora there).
     """
 
     keyword_dirs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -157,6 +160,7 @@ class DataConfig:
     test_fraction: float = 0.1
     negative_test_fraction: float = 0.3
     seed: int = 0
+    corpus_root: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "keyword_dirs",
@@ -302,9 +306,30 @@ class Config:
     root: Path = Path(".")
 
     def resolve(self, path: str | Path) -> Path:
-        """``path`` if absolute, else relative to the config file's folder."""
+        """``path`` if absolute, else relative to the config file's folder; ``corpus:NAME/SUB``
+        is ``NAME/SUB`` in the data root (:func:`data_root`)."""
+        if str(path).startswith(CORPUS_PREFIX):
+            root = self.resolve(self.data.corpus_root) if self.data.corpus_root else data_root()
+            return resolve_corpus(str(path), root)
         p = Path(path).expanduser()
         return p if p.is_absolute() else (self.root / p)
+
+
+CORPUS_PREFIX = "corpus:"
+
+
+def data_root() -> Path:
+    """Where ``corpus:`` folders live when the config does not say: ``$KWS_DATA``, else
+    ``~/kws-data`` (where ``kws data get`` puts them)."""
+    return Path(os.environ.get("KWS_DATA") or Path.home() / "kws-data").expanduser()
+
+
+def resolve_corpus(spec: str, root: Path) -> Path:
+    """``corpus:NAME[/SUB]`` -> ``root/NAME[/SUB]``, never outside ``root``."""
+    parts = Path(spec[len(CORPUS_PREFIX):].strip("/")).parts
+    if not parts or any(p in ("..", ".") for p in parts):
+        raise ConfigError(f"{spec!r} is not allowed; expected corpus:NAME or corpus:NAME/FOLDER")
+    return root.joinpath(*parts)
 
 
 _SECTIONS = {"frontend": FrontendConfig, "model": ModelConfig, "data": DataConfig,
