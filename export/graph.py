@@ -16,6 +16,7 @@ The feature normalization (mean/std) is folded into the first MatMul.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -70,6 +71,24 @@ def weights_from_model(model) -> Weights:
                    sd["gru.weight_ih_l0"].T.copy(), sd["gru.bias_ih_l0"],
                    sd["gru.weight_hh_l0"].T.copy(), sd["gru.bias_hh_l0"],
                    sd["out.weight"].T.copy(), sd["out.bias"], model.n_mels, s)
+
+
+def state_dict_from_export(path: Path, n_mels: int) -> dict[str, np.ndarray]:
+    """A ``KeywordModel`` state dict (numpy arrays) from an exported float graph of ``n_mels``
+    feature bands: the inverse of :func:`weights_from_model`, with the feature normalization
+    left folded into the projection (mean 0, std 1). For fine-tuning an exported model whose run
+    folder is gone."""
+    arrays = {i.name: numpy_helper.to_array(i).astype(np.float32)
+              for i in onnx.load(str(path)).graph.initializer}
+    missing = [n for n in MATRICES + ("proj_b", "ih_b", "hh_b", "out_b") if n not in arrays]
+    if missing:
+        raise ValueError(f"{path}: no float weights {missing} (the float model.onnx of kws "
+                         "export is needed)")
+    return {"feat_mean": np.zeros(n_mels, np.float32), "feat_std": np.ones(n_mels, np.float32),
+            "proj.weight": arrays["proj_w"].T.copy(), "proj.bias": arrays["proj_b"],
+            "gru.weight_ih_l0": arrays["ih_w"].T.copy(), "gru.bias_ih_l0": arrays["ih_b"],
+            "gru.weight_hh_l0": arrays["hh_w"].T.copy(), "gru.bias_hh_l0": arrays["hh_b"],
+            "out.weight": arrays["out_w"].T.copy(), "out.bias": arrays["out_b"]}
 
 
 def _gru_body(hidden: int) -> onnx.GraphProto:

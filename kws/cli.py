@@ -40,6 +40,53 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_finetune(args: argparse.Namespace) -> int:
+    """kws finetune MODEL --negatives DIR -o OUT: fine-tune, export, compare."""
+    import dataclasses
+
+    from kws.core.config import build, load_config
+    from kws.core.contract import MANIFEST, load_manifest
+    from kws.core.extras import require
+
+    require("torch", "train", "kws finetune")
+    from kws.core.config import ModelConfig
+    from kws.eval.compare import compare, markdown
+    from kws.export.exporter import export_model
+    from kws.export.graph import state_dict_from_export
+    from kws.train.checkpoint import load_model
+    from kws.train.finetune import finetune
+
+    source, out = Path(args.model), Path(args.out)
+    if (source / MANIFEST).is_file():
+        if not args.config:
+            raise ValueError("an exported model needs --config: the training data to keep it "
+                             "from forgetting (e.g. the config it was trained with)")
+        manifest = load_manifest(source)
+        init = state_dict_from_export(source / "model.onnx", manifest.frontend.n_mels)
+        model_cfg = build(ModelConfig, manifest.raw.get("model", {}), "model")
+        own = dataclasses.replace(load_config(args.config), model=model_cfg,
+                                  frontend=manifest.frontend,
+                                  decision=dataclasses.replace(manifest.rule, thresholds={}))
+        before = source
+    else:
+        model, own = load_model(source)
+        init = model.state_dict()
+        if args.config:
+            own = dataclasses.replace(load_config(args.config), model=own.model,
+                                      frontend=own.frontend, decision=own.decision)
+        before = out / "before"
+        export_model(source, before)
+    result = finetune(own, init, args.negatives, out / "run", args.epochs, args.lr,
+                      progress=not args.quiet)
+    export_model(out / "run", out / "model")
+    report = compare(before, out / "model", own, args.negatives)
+    report["activations"] = result["activations"]
+    (out / "finetune.json").write_text(json.dumps(report, indent=2))
+    print(markdown({k: v for k, v in report.items() if k in ("before", "after")}))
+    print(f"fine-tuned model: {out / 'model'}")
+    return 0
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     from kws.synth.synthesize import synthesize
 
@@ -218,6 +265,24 @@ def cmd_record(args: argparse.Namespace) -> int:
     return 0 if len(written) == cfg.count else 1
 
 
+def cmd_review(args: argparse.Namespace) -> int:
+    from kws.apps.review import read_activations, review
+
+    if args.list:
+        for activation in read_activations(args.folder):
+            print(activation.line())
+        return 0
+
+    def ask(prompt: str) -> str:
+        try:
+            return input(prompt)
+        except EOFError:
+            return "q"
+
+    review(args.folder, ask, sys.stdout, play=not args.no_play)
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -376,6 +441,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="synthetic positives for --keyword (default 1500)")
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser("finetune", help="train a model further on labelled false alarms, "
+                                        "re-export it and compare")
+    p.add_argument("model", help="a run folder / checkpoint, or an exported model folder (with "
+                                 "--config)")
+    p.add_argument("--negatives", type=Path, required=True, metavar="DIR",
+                   help="saved activations labelled with kws review")
+    p.add_argument("-o", "--out", type=Path, required=True,
+                   help="output folder: run/, model/ (the new export), finetune.json")
+    p.add_argument("--config", type=Path, metavar="TOML",
+                   help="the training data to keep (default: the run's own config)")
+    p.add_argument("--epochs", type=int, default=3, help="epochs of fine-tuning (default 3)")
+    p.add_argument("--lr", type=float,
+                   help="learning rate (default: a tenth of the config's)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_finetune)
+
     p = sub.add_parser("synth", help="synthetic positives and confusable negatives for a phrase")
     p.add_argument("phrase", help="the keyword as people write it, e.g. 'smart mirror'")
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
@@ -471,6 +552,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="record at this rate and resample to 16 kHz (default: 16000 when the "
                         "device can)")
     p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser("review", help="label saved activations: keyword or false alarm")
+    p.add_argument("folder", type=Path, help="the folder of kws listen --save-detections")
+    p.add_argument("--list", action="store_true", help="only list them with their labels")
+    p.add_argument("--no-play", action="store_true",
+                   help="do not play the audio (default: play it with paplay/aplay if there)")
+    p.set_defaults(func=cmd_review)
 
     p = sub.add_parser("serve", help="Wyoming wake word server (Home Assistant)")
     add_rule_options(p, models=True)

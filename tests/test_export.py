@@ -196,3 +196,24 @@ def test_exports_are_atomic(tiny_run, tiny_export, tmp_path, monkeypatch):
     (tmp_path / "junk" / "notes.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="is not an exported model folder"):
         exporter.export_model(tiny_run[1], tmp_path / "junk")
+
+
+def test_an_exported_model_can_be_rebuilt_for_training(tiny_export):
+    """state_dict_from_export inverts the export (normalization folded): the rebuilt torch model
+    scores like the float ONNX graph, so kws finetune can start from an export."""
+    torch = pytest.importorskip("torch")
+    from kws.core.config import ModelConfig, build
+    from kws.export.graph import state_dict_from_export
+    from kws.runtime import OnnxModel
+    from kws.train.model import KeywordModel
+
+    manifest = load_manifest(tiny_export)
+    model = KeywordModel(build(ModelConfig, manifest.raw["model"], "model"), manifest.frontend)
+    state = state_dict_from_export(tiny_export / FLOAT_FILE, manifest.frontend.n_mels)
+    model.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()})
+    feats = np.random.default_rng(2).standard_normal((90, 40)).astype(np.float32) * 3 - 8
+    with torch.no_grad():
+        rebuilt = model.eval().scores(torch.from_numpy(feats)[None])[0][0].numpy()
+    onnx_model = OnnxModel(tiny_export, FLOAT_FILE)
+    np.testing.assert_allclose(rebuilt, onnx_model.step(feats, onnx_model.initial_state())[0],
+                               atol=1e-5)

@@ -120,7 +120,8 @@ def test_what_the_first_detection_needs_is_checked_at_start(tiny_export, args, m
 
 def test_a_clip_that_cannot_be_saved_is_logged_and_listening_goes_on(tiny_export, tmp_path,
                                                                      caplog):
-    from kws.apps.listen import ListenConfig, Listener, safe_file_name
+    from kws.apps.listen import ListenConfig, Listener
+    from kws.data.activations import safe_file_name
     from kws.runtime import Detection, Spotter
 
     folder = tmp_path / "saved"

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import re
 import shlex
 import shutil
 import signal
@@ -31,9 +30,9 @@ from typing import Callable, Optional
 import numpy as np
 
 from kws.apps.detect import event_line
-from kws.core.audio import float32_to_int16
 from kws.core.extras import MissingExtra
 from kws.core.resample import StreamResampler
+from kws.data.activations import save_activation
 from kws.runtime import Detection, Spotter
 
 log = logging.getLogger(__name__)
@@ -100,11 +99,6 @@ def check_writable(folder: Path) -> None:
     except OSError as e:
         raise OSError(f"--save-detections {folder}: not a writable folder ({e.strerror or e})") \
             from None
-
-
-def safe_file_name(name: str) -> str:
-    """``name`` with every character but letters, digits, "_" and "-" made "_"."""
-    return re.sub(r"[^A-Za-z0-9_-]", "_", name) or "_"
 
 
 @dataclass(frozen=True)
@@ -293,25 +287,14 @@ class Listener:
         self._pending_saves = keep
 
     def _save(self, det: Detection) -> None:
-        import json
-
-        import soundfile
-
         audio = np.concatenate(list(self._history)) if self._history else np.zeros(0, np.float32)
         end = self._samples
         start = int((det.time_s - SAVE_BEFORE_S) * self.rate)
         stop = int((det.time_s + SAVE_AFTER_S) * self.rate)
         first = end - len(audio)  # stream sample index of audio[0]
         clip = audio[max(0, start - first):max(0, stop - first)]
-        folder = Path(self.cfg.save_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%f")[:-3]
-        name = f"{stamp}-{safe_file_name(det.keyword)}-{det.score:.2f}"
-        soundfile.write(folder / f"{name}.wav", float32_to_int16(clip), self.rate,
-                        subtype="PCM_16")
-        (folder / f"{name}.json").write_text(json.dumps({
-            "keyword": det.keyword, "score": det.score, "time_s": det.time_s,
-            "clip_start_s": max(start, first) / self.rate, "label": None}))
+        save_activation(Path(self.cfg.save_dir), det.keyword, det.score, det.time_s, clip,
+                        max(start, first) / self.rate, self.rate)
         self.counters.saved += 1
 
     def _reap(self) -> None:

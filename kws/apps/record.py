@@ -20,8 +20,9 @@ from typing import TextIO
 
 import numpy as np
 
-from kws.apps.listen import import_sounddevice, safe_file_name
+from kws.apps.listen import import_sounddevice
 from kws.core.resample import StreamResampler
+from kws.data.activations import safe_file_name
 
 log = logging.getLogger(__name__)
 

@@ -222,13 +222,18 @@ class Trainer:
         self.start_epoch = saved["epoch"] + 1
         log.info("resumed after epoch %d", self.start_epoch)
 
-    def run(self, resume: bool = False, progress: bool = True) -> dict:
+    def run(self, resume: bool = False, progress: bool = True,
+            init: dict | None = None) -> dict:
+        """Train; ``init`` is a state dict to start from (its weights and feature
+        normalization) instead of fresh weights, as fine-tuning does."""
         self.out.mkdir(parents=True, exist_ok=True)
         summary = self.prepare_data()
         if self.cfg.train.feature_pool and self.pool is None:
             self.build_pool(progress and self.main)
         if resume:
             self.resume()
+        elif init is not None:
+            self.module.load_state_dict(init)
         else:
             self.fit_normalization()
         t = self.cfg.train

@@ -1,0 +1,80 @@
+"""Two exported models side by side on held-out audio and on labelled false alarms: what
+``kws finetune`` reports (before and after).
+
+Held-out figures come from the config's test split (positives mixed with its noise at
+``VAL_SNR_DB``, its held-out negatives), each model read with its own decision rule: the miss
+rate at 0.5 and 1 false alarms per hour, and the miss rate and false alarms per hour at the
+model's own default thresholds. The false alarms are scored as they were heard: the peak of each
+clip's decision track per keyword.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from kws.core.audio import load_audio
+from kws.core.config import Config
+from kws.data import corpora
+from kws.data.activations import read_activations
+from kws.eval.engines import exported_engine
+from kws.metrics.evaluate import VAL_SNR_DB, decided, evaluate, prepare_positives
+
+
+def false_alarm_clips(folder: Path, rate: int) -> list[np.ndarray]:
+    """The audio of the activations labelled "false_alarm"."""
+    return [load_audio(a.wav_path, rate) for a in read_activations(folder)
+            if a.label == "false_alarm" and a.wav_path.is_file()]
+
+
+def figures(folder: Path, positives, negatives, clips: list[np.ndarray]) -> dict:
+    """One model's held-out figures and its peaks on the false alarms."""
+    engine = exported_engine(folder)
+    report, det = evaluate(engine.scorer, engine.timing, engine.keywords, positives, negatives,
+                           engine.rule)
+    own = {}
+    for k, kw in enumerate(engine.keywords):
+        threshold = engine.rule.thresholds[kw]
+        i = min(int(np.searchsorted(det.thresholds, threshold)), len(det.thresholds) - 1)
+        own[kw] = {"threshold": threshold, "miss_rate": float(det.miss_rate[i, k]),
+                   "fa_per_hour": float(det.fa_per_hour[i, k])}
+    scorer = decided(engine.scorer, engine.rule)
+    peaks = [float(scorer(clip).max(initial=0.0)) for clip in clips]
+    return {"model": str(folder), "negative_hours": report["negative_hours"],
+            "miss_rate": {kw: {t: v["at_fa_per_hour"][t]["miss_rate"] for t in ("0.5", "1")}
+                          for kw, v in report["keywords"].items()},
+            "at_own_thresholds": own,
+            "false_alarm_peaks": {"mean": float(np.mean(peaks)) if peaks else None,
+                                  "max": max(peaks, default=None), "count": len(peaks)}}
+
+
+def compare(before: Path, after: Path, cfg: Config, activations: Path) -> dict:
+    """``{"before": figures, "after": figures}`` on the same held-out audio."""
+    keywords, rate = cfg.model.keywords, cfg.frontend.sample_rate
+    split = corpora.load_split(corpora.collect(cfg), "test", keywords, rate)
+    if not split.negatives:
+        raise ValueError("the config's test split has no negative audio to count false alarms on")
+    positives = prepare_positives(split.positives, keywords, corpora.load_noise(cfg),
+                                  VAL_SNR_DB, cfg.train.seed)
+    clips = false_alarm_clips(activations, rate)
+    return {name: figures(folder, positives, split.negatives, clips)
+            for name, folder in (("before", before), ("after", after))}
+
+
+def markdown(result: dict) -> str:
+    """The comparison as a table."""
+    lines = ["| model | keyword | miss @0.5 FA/h | miss @1 FA/h | threshold | miss / FA/h at it |",
+             "|---|---|---|---|---|---|"]
+    for name, fig in result.items():
+        for kw, miss in fig["miss_rate"].items():
+            own = fig["at_own_thresholds"][kw]
+            cells = [f"{100 * m:.1f}%" if m is not None else "-" for m in miss.values()]
+            lines.append(f"| {name} | {kw} | {' | '.join(cells)} | {own['threshold']:g} | "
+                         f"{100 * own['miss_rate']:.1f}% / {own['fa_per_hour']:.2f} |")
+    peaks = "; ".join(f"{name}: mean {fig['false_alarm_peaks']['mean']:.3f}, max "
+                      f"{fig['false_alarm_peaks']['max']:.3f}" for name, fig in result.items()
+                      if fig["false_alarm_peaks"]["count"])
+    hours = next(iter(result.values()))["negative_hours"]
+    return "\n".join(lines) + (f"\n\nHeld out: {hours:.2f} h of negatives. Scores on the "
+                               f"labelled false alarms: {peaks}.\n")
