@@ -12,7 +12,8 @@ from kws.synth import tts
 from kws.synth.phonemes import confusable_texts, phoneme_units, pronunciations
 from kws.synth.synthesize import broken, keyword_name
 from kws.synth.tts import Voice, render
-from kws.synth.voices import voices, vtlp
+from kws.synth.voices import voices
+from kws.train.augment import vtlp
 
 needs_espeak = pytest.mark.skipif(not shutil.which("espeak-ng"),
                                   reason="espeak-ng is not installed (apt-get install espeak-ng)")

@@ -145,6 +145,9 @@ class DataConfig:
         test_fraction: share of keyword speakers held out for test (besides holdout ranges).
         negative_test_fraction: share of negative speakers held out for test, so that false
             alarms per hour are measured on speech the model never heard.
+        negative_val_fraction: share of negative speakers used for validation and the export's
+            calibration table (default: ``val_fraction``); enough hours that the table resolves
+            the budgets people ask for (2 h: one false alarm is 0.5 per hour).
         seed: split seed.
         corpus_root: where folders named ``corpus:NAME`` are (default: ``$KWS_DATA``, else
             ``~/kws-data``; ``kws data get`` puts corpora there).
@@ -159,6 +162,7 @@ class DataConfig:
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     negative_test_fraction: float = 0.3
+    negative_val_fraction: float | None = None
     seed: int = 0
     corpus_root: str = ""
 
@@ -169,9 +173,16 @@ class DataConfig:
                                              for k, v in dict(self.holdout).items()})
         for name in ("negative_dirs", "eval_negative_dirs", "noise_dirs", "manifests"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
-        for name in ("val_fraction", "test_fraction", "negative_test_fraction"):
+        for name in ("val_fraction", "test_fraction", "negative_test_fraction",
+                     "negative_val_fraction"):
             value = getattr(self, name)
-            check(0 <= value < 0.5, f"data.{name}", value, "0 <= x < 0.5")
+            check(value is None and name == "negative_val_fraction" or is_number(value)
+                  and 0 <= value < 0.5, f"data.{name}", value, "0 <= x < 0.5")
+        negative_val = self.val_fraction if self.negative_val_fraction is None \
+            else self.negative_val_fraction
+        check(negative_val + self.negative_test_fraction < 1, "data.negative_val_fraction",
+              negative_val, f"a share that leaves negatives for training (test takes "
+              f"{self.negative_test_fraction})")
         for kw, ranges in self.holdout.items():
             for r in ranges:
                 check(len(r) == 2 and r[0] <= r[1], f"data.holdout.{kw}", list(r),
@@ -189,6 +200,8 @@ class AugmentConfig:
         speed: (low, high) speed factor range (resampling, changes pitch and tempo).
         tempo: (low, high) tempo factor range for keyword clips, after ``speed`` (WSOLA:
             duration only, pitch and formants kept).
+        vtlp: (low, high) vocal tract length factor range for keyword clips (formants move,
+            pitch and timing stay): more speakers from the same recordings.
         reverb_prob: probability of convolving with a simulated room impulse response.
         n_rirs: number of simulated impulse responses cached per run.
         time_mask: maximum width (frames) of one SpecAugment time mask; 0 disables.
@@ -203,6 +216,7 @@ class AugmentConfig:
     gain_db: tuple[float, float] = (-12.0, 6.0)
     speed: tuple[float, float] = (0.9, 1.1)
     tempo: tuple[float, float] = (1.0, 1.0)
+    vtlp: tuple[float, float] = (1.0, 1.0)
     reverb_prob: float = 0.3
     n_rirs: int = 64
     time_mask: int = 10
@@ -211,12 +225,12 @@ class AugmentConfig:
     eq_db: float = 8.0
 
     def __post_init__(self) -> None:
-        for name in ("snr_db", "gain_db", "speed", "tempo"):
+        for name in ("snr_db", "gain_db", "speed", "tempo", "vtlp"):
             value = tuple(getattr(self, name))
             object.__setattr__(self, name, value)
             check(len(value) == 2 and all(map(is_number, value)) and value[0] <= value[1],
                   f"augment.{name}", list(value), "[low, high], finite, with low <= high")
-        for name in ("speed", "tempo"):
+        for name in ("speed", "tempo", "vtlp"):
             low, high = getattr(self, name)
             check(low > 0.5 and high < 2, f"augment.{name}", [low, high],
                   "factors between 0.5 and 2")

@@ -53,8 +53,11 @@ class Utterance:
 
 def speaker_of(path: Path) -> str:
     """Speaker id from a file name: LibriSpeech ``spk-chapter-utt``, Speech Commands
-    ``spk_nohash_n``, numbered keyword files (block of ``BLOCK``), else the file stem."""
+    ``spk_nohash_n``, a speaker folder (speechocean762 ``SPEAKER0001/...``), numbered keyword
+    files (block of ``BLOCK``), else the file stem."""
     stem = path.stem
+    if re.fullmatch(r"SPEAKER\d+", path.parent.name):
+        return f"{path.parent.parent.name}-{path.parent.name}"
     if m := re.fullmatch(r"(\d+)-\d+-\d+", stem):
         return f"librispeech-{m.group(1)}"
     if m := re.fullmatch(r"([0-9a-f]+)_nohash_\d+", stem):
@@ -161,7 +164,9 @@ def collect(cfg: Config) -> list[Utterance]:
     for folder in d.eval_negative_dirs:
         negative_utts += read_negative_folder(cfg.resolve(folder), split="test")
     manifest_utts = [u for m in d.manifests for u in read_manifest(cfg.resolve(m))]
-    return (keyword_utts + assign_splits(negative_utts, d.val_fraction, d.negative_test_fraction, d.seed)
+    negative_val = d.val_fraction if d.negative_val_fraction is None else d.negative_val_fraction
+    return (keyword_utts
+            + assign_splits(negative_utts, negative_val, d.negative_test_fraction, d.seed)
             + assign_splits(manifest_utts, d.val_fraction, d.test_fraction, d.seed))
 
 

@@ -22,8 +22,8 @@ import numpy as np
 from kws.synth import tts
 from kws.synth.phonemes import SENTENCES, confusable_texts, phonemes, pronunciations
 from kws.synth.tts import render
-from kws.synth.voices import voices, vtlp
-from kws.train.augment import change_speed
+from kws.synth.voices import voices
+from kws.train.augment import change_speed, vtlp
 
 log = logging.getLogger(__name__)
 

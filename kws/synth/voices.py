@@ -2,8 +2,8 @@
 
 Voices are drawn round-robin across the engines of :mod:`kws.synth.tts` (espeak-ng accents and
 variants, flite, festival and hibari voices, piper voices), with rate and pitch varied; every
-hibari voice is also made into another speaker (vocal tract length and pitch). :func:`vtlp`
-warps any rendering's formants afterwards.
+hibari voice is also made into another speaker (vocal tract length and pitch);
+:func:`kws.train.augment.vtlp` warps any rendering's formants afterwards.
 """
 
 from __future__ import annotations
@@ -49,22 +49,3 @@ def voices(count: int, rng: np.random.Generator, engines: list[str]) -> list[Voi
             voice = replace(voice, f0=round(f0, 3), tract=round(tract, 3))
         out.append(voice)
     return out
-
-
-def vtlp(wave: np.ndarray, alpha: float, sample_rate: int = 16000) -> np.ndarray:
-    """Vocal tract length perturbation: warp the STFT frequency axis by ``alpha`` (formants
-    move, timing stays), piecewise linear above 4.8 kHz so the band edge stays put."""
-    from scipy.signal import istft, stft
-
-    _, _, spec = stft(wave, fs=sample_rate, nperseg=512, noverlap=384)
-    bins = np.arange(spec.shape[0], dtype=float)
-    edge = 0.6 * (spec.shape[0] - 1)
-    source = np.where(bins <= edge * min(alpha, 1), bins / alpha,
-                      edge / alpha + (bins - edge) * (spec.shape[0] - 1 - edge / alpha)
-                      / max(1e-6, spec.shape[0] - 1 - edge))
-    source = np.clip(source, 0, spec.shape[0] - 1)
-    warped = np.stack([np.interp(source, bins, spec[:, t].real)
-                       + 1j * np.interp(source, bins, spec[:, t].imag)
-                       for t in range(spec.shape[1])], axis=1)
-    _, out = istft(warped, fs=sample_rate, nperseg=512, noverlap=384)
-    return out[:len(wave)].astype(np.float32)

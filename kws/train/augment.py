@@ -82,6 +82,28 @@ def change_tempo(x: np.ndarray, factor: float, frame: int = 384, tolerance: int 
     return (out / np.maximum(norm, 1e-3))[:n_out].astype(np.float32)
 
 
+def vtlp(wave: np.ndarray, alpha: float, sample_rate: int = 16000) -> np.ndarray:
+    """Vocal tract length perturbation: warp the STFT frequency axis by ``alpha`` (formants
+    move by ``alpha``, timing and pitch stay), piecewise linear above 4.8 kHz so the band edge
+    stays put. ``(n,)`` in, ``(n,)`` float32 out."""
+    from scipy.signal import istft, stft
+
+    if alpha == 1.0:
+        return np.asarray(wave, dtype=np.float32)
+    _, _, spec = stft(wave, fs=sample_rate, nperseg=512, noverlap=384)
+    top = spec.shape[0] - 1
+    bins = np.arange(spec.shape[0], dtype=float)
+    edge = 0.6 * top
+    source = np.where(bins <= edge * min(alpha, 1), bins / alpha,
+                      edge / alpha + (bins - edge) * (top - edge / alpha) / max(1e-6, top - edge))
+    source = np.clip(source, 0, top)
+    low = np.floor(source).astype(int)
+    frac = (source - low)[:, None]
+    warped = spec[low] * (1 - frac) + spec[np.minimum(low + 1, top)] * frac
+    _, out = istft(warped, fs=sample_rate, nperseg=512, noverlap=384)
+    return out[:len(wave)].astype(np.float32)
+
+
 def gain_db(x: np.ndarray, db: float) -> np.ndarray:
     """Scale by ``db`` decibels, clipped to [-1, 1] like a real ADC."""
     return np.clip(x * np.float32(10 ** (db / 20)), -1.0, 1.0)

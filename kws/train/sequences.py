@@ -89,7 +89,7 @@ class SequenceMaker:
         return out
 
     def keyword(self, rng: np.random.Generator) -> tuple[int, np.ndarray, float, float]:
-        """A random keyword clip after speed, tempo and level changes:
+        """A random keyword clip after speed, tempo, vocal tract length and level changes:
         (index, clip, start_s, end_s)."""
         k = int(rng.integers(len(self.keywords)))
         clip, start, end = self.positives[k][int(rng.integers(len(self.positives[k])))]
@@ -100,6 +100,8 @@ class SequenceMaker:
             tempo = rng.uniform(*self.aug.tempo)
             clip = augment.change_tempo(clip, tempo)
         factor = speed * tempo
+        if self.aug.vtlp != (1.0, 1.0):  # as with tempo: no draw when off
+            clip = augment.vtlp(clip, rng.uniform(*self.aug.vtlp), self.sr)
         clip = clip * np.float32(10 ** (rng.uniform(-30, -12) / 20) / mixing.rms(clip))
         return k, clip, start / factor, end / factor
 
