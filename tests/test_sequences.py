@@ -126,6 +126,6 @@ def test_keyword_clips_get_a_vocal_tract_length_only_when_asked():
     k2, warped, start2, end2 = m.keyword(np.random.default_rng(0))
     assert (k2, len(warped), start2, end2) == (k, len(base), start, end)
     assert peak_hz(base) == pytest.approx(1000, abs=5)
-    assert peak_hz(warped) == pytest.approx(1150, abs=15)  # moved by the factor
+    assert peak_hz(warped) == pytest.approx(1150, abs=32)  # by the factor, to an STFT bin
     with pytest.raises(ValueError, match=r"augment.vtlp.*between 0.5 and 2"):
         AugmentConfig(vtlp=(0.3, 1.0))
