@@ -129,6 +129,10 @@ def test_threshold_for_a_false_alarm_budget():
     assert budget_index([9, 3], 1) is None
     # not monotone: the budget holds from 0.9 up only (0.5 meets it, 0.7 does not)
     assert budget_index([9.0, 0.4, 2.0, 0.4], 0.5) == 3
+    # with the calibration hours: a margin of one false alarm
+    assert thresholds[budget_index(fa, 0.5, hours=10.0)] == 0.9  # 0.4 + 0.1 <= 0.5
+    assert thresholds[budget_index(fa, 0.5, hours=2.0)] == 0.99  # 0.4 + 0.5 > 0.5
+    assert budget_index(fa, 0.4, hours=2.0) is None  # finer than 1 in 2 h: no threshold
 
 
 def test_rule_errors_name_the_value():

@@ -164,12 +164,30 @@ def test_detect_cli_events_scores_and_bad_files(tiny_export, clip, tmp_path):
     assert proc.returncode == 2 and "manifest missing" in proc.stderr
 
 
-def test_max_fa_per_hour_uses_the_calibration_table(tiny_export):
+def test_max_fa_per_hour_uses_the_calibration_table_with_a_margin(tiny_export, caplog):
+    """A budget picks the lowest calibrated threshold from which one more false alarm than the
+    calibration audio gave would still be within it; a budget finer than that audio resolves
+    is warned about and gets the lowest threshold with no false alarm at all."""
+    from kws.runtime.detector import calibration_hours
+
     model = OnnxModel(tiny_export)
     table = model.manifest.calibration["up"]
+    hours = calibration_hours(model.manifest)
+    assert hours == pytest.approx(model.manifest.raw["calibration_hours"]) and 0 < hours < 0.01
+    rows = list(zip(table["threshold"], table["fa_per_hour"]))
+
+    def lowest(ok):
+        return min(t for i, (t, _) in enumerate(rows) if all(ok(fa) for _, fa in rows[i:]))
+
     rule = model_rule(model.manifest, max_fa_per_hour=1000.0)
-    assert rule.thresholds["up"] == min(t for t, fa in zip(table["threshold"], table["fa_per_hour"])
-                                        if fa <= 1000.0)
+    assert rule.thresholds["up"] == lowest(lambda fa: fa + 1 / hours <= 1000.0)
+    with caplog.at_level("WARNING"):
+        rule = model_rule(model.manifest, max_fa_per_hour=1.0)  # 1/h is about 170 FA/h
+    assert rule.thresholds["up"] == lowest(lambda fa: fa == 0)
+    assert "--max-fa-per-hour 1 is finer than the calibration audio resolves (its " \
+           f"resolution is {1 / hours:.3g} FA/h (1 false alarm in {hours:.3g} h)" in caplog.text
+    with pytest.raises(ValueError, match="max_fa_per_hour is -1; allowed: > 0"):
+        model_rule(model.manifest, max_fa_per_hour=-1)
 
 
 def test_model_file_choice(tiny_export):

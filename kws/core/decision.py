@@ -188,11 +188,20 @@ def events(track: np.ndarray, threshold: float, refractory: int) -> np.ndarray:
     return np.asarray(find_events(track, level(threshold), refractory)[0], dtype=np.int64)
 
 
-def budget_index(fa_per_hour: Sequence[float], budget: float) -> int | None:
+def budget_index(fa_per_hour: Sequence[float], budget: float,
+                 hours: float | None = None) -> int | None:
     """In a calibration table sorted by increasing threshold: the index of the lowest threshold
     from which every higher threshold, too, gives at most ``budget`` false alarms per hour
-    (None when even the highest does not)."""
-    over = np.flatnonzero(np.asarray(fa_per_hour, dtype=np.float64) > budget)
+    (None when even the highest does not).
+
+    With ``hours`` (the calibration audio's length) the budget keeps a margin of one false
+    alarm: a threshold qualifies when one more false alarm than it gave would still be within
+    the budget, so that the budget holds on audio it was not calibrated on. A budget below one
+    false alarm in ``hours`` then has no qualifying threshold (None)."""
+    rates = np.asarray(fa_per_hour, dtype=np.float64)
+    if hours is not None:
+        rates = rates + 1.0 / hours
+    over = np.flatnonzero(rates > budget * (1 + 1e-9))
     first = int(over[-1]) + 1 if len(over) else 0
     return first if first < len(fa_per_hour) else None
 

@@ -51,9 +51,11 @@ def calibration_hours(manifest: Manifest) -> float | None:
 
 def budget_thresholds(manifest: Manifest, max_fa_per_hour: float) -> dict[str, float]:
     """Each keyword's threshold for a false-alarm budget, from the calibration table: the lowest
-    threshold from which every higher one stays within the budget on the calibration audio.
-    Warns when that audio is too short to resolve the budget, and when no threshold meets it
-    (the highest is used: the model cannot promise the budget).
+    threshold from which every higher one stays within the budget with a margin of one false
+    alarm on the calibration audio (:func:`kws.core.decision.budget_index`), so that it holds on
+    other audio. A budget the calibration audio is too short to resolve (below one false alarm
+    in its hours) is warned about and gets the lowest threshold with no false alarm on it; one
+    no threshold meets gets the highest, with a warning too.
 
     Raises:
         ValueError: the budget is not > 0, or the model has no calibration table.
@@ -75,12 +77,14 @@ def budget_thresholds(manifest: Manifest, max_fa_per_hour: float) -> dict[str, f
     out = {}
     for kw in manifest.keywords:
         column = table[kw]
-        i = budget_index(column["fa_per_hour"], max_fa_per_hour)
+        i = budget_index(column["fa_per_hour"], max_fa_per_hour, hours)
+        if i is None:
+            i = budget_index(column["fa_per_hour"], 0.0)
         if i is None:
             i = len(column["threshold"]) - 1
-            log.warning("%s: no calibrated threshold stays within %g false alarms per hour; "
-                        "using the highest, %g (%.3g FA/h on the calibration audio)", kw,
-                        max_fa_per_hour, column["threshold"][i], column["fa_per_hour"][i])
+            log.warning("%s: every calibrated threshold gave false alarms; using the highest, "
+                        "%g (%.3g FA/h on the calibration audio)", kw, column["threshold"][i],
+                        column["fa_per_hour"][i])
         out[kw] = float(column["threshold"][i])
     return out
 
