@@ -1,16 +1,20 @@
-"""Build the streaming ONNX graph of a :class:`kws.model.KeywordModel` from its weights.
+"""Build the streaming ONNX graph of a :class:`kws.train.model.KeywordModel` from its weights.
 
 The GRU is written out as MatMul/Add/Sigmoid/Tanh inside a ``Scan`` over model steps (not the
-built-in ``GRU`` op, which onnxruntime cannot quantize), so every weight matrix is a plain
-initializer that :mod:`kws.export.quantize` can store as int8:
+built-in ``GRU`` op, which onnxruntime cannot quantize), so every weight matrix is a plain 2-D
+initializer that :mod:`kws.export.quantize` can store as int8. A model of N members (a merged
+ensemble) runs N GRUs side by side as one batched MatMul, with no weight between members:
 
-    features (1,T,M) -Reshape-> (N, S*M) -MatMul,Add,Relu-> (N,P) -MatMul,Add-> gate inputs (N,3H)
-    Scan over N with state h (1,H):
+    features (1,T,M) -Reshape-> (T, S*M) -MatMul,Add,Relu-> (T, N*P) -> (N, T, P)
+      -MatMul ih (N,P,3H), Add-> gate inputs (T, N, 1, 3H)
+    Scan over T with state h (N,1,H):
         gh = h Whh + bhh;  r,z = sigmoid(gi_rz + gh_rz);  n = tanh(gi_n + r * gh_n)
         h' = n + z * (h - n)
-    hidden (N,H) -MatMul,Add,Softmax-> drop "none" -> scores (1,N,K)
+    hidden (T, N*H) -MatMul,Add,Softmax-> drop "none" -> scores (1,T,K)
 
-The feature normalization (mean/std) is folded into the first MatMul.
+``ih_w`` and ``hh_w`` are stored stacked, ``(P, N*3H)`` and ``(H, N*3H)`` (member i in columns
+``i*3H..``), and reshaped to ``(N, P, 3H)`` and ``(N, H, 3H)`` in the graph. The feature
+normalization (mean/std) is folded into the first MatMul.
 """
 
 from __future__ import annotations
@@ -29,13 +33,15 @@ MATRICES = ("proj_w", "ih_w", "hh_w", "out_w")
 
 @dataclass(frozen=True)
 class Weights:
-    """Model weights in graph layout (float32): matrices are ``(inputs, outputs)``.
+    """Model weights in graph layout (float32): matrices are ``(inputs, outputs)``; N members of
+    P projections and H units each.
 
     Attributes:
-        proj_w, proj_b: ``(S*M, P)``, ``(P,)`` with the feature normalization folded in.
-        ih_w, ih_b: ``(P, 3H)``, ``(3H,)``; gate order r, z, n (as torch.nn.GRU).
-        hh_w, hh_b: ``(H, 3H)``, ``(3H,)``.
-        out_w, out_b: ``(H, K+1)``, ``(K+1,)``; column 0 is "none".
+        proj_w, proj_b: ``(S*M, N*P)``, ``(N*P,)`` with the feature normalization folded in.
+        ih_w, ih_b: ``(P, N*3H)``, ``(N*3H,)``: member i's columns ``i*3H..``, gate order r, z,
+            n (as torch.nn.GRU).
+        hh_w, hh_b: ``(H, N*3H)``, ``(N*3H,)`` likewise.
+        out_w, out_b: ``(N*H, K+1)``, ``(K+1,)``; column 0 is "none".
         n_mels, step_frames: feature bands and frames per step.
     """
 
@@ -51,8 +57,13 @@ class Weights:
     step_frames: int
 
     @property
-    def hidden(self) -> int:
+    def unit(self) -> int:
+        """H: GRU units per member."""
         return self.hh_w.shape[0]
+
+    @property
+    def members(self) -> int:
+        return self.hh_w.shape[1] // (3 * self.unit)
 
     @property
     def n_keywords(self) -> int:
@@ -62,14 +73,21 @@ class Weights:
 def weights_from_model(model) -> Weights:
     """Extract (and fold) the weights of a torch ``KeywordModel``."""
     sd = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in model.state_dict().items()}
-    s = model.step_frames
+    s, n = model.step_frames, model.cfg.members
     mean, std = np.tile(sd["feat_mean"], s), np.tile(sd["feat_std"], s)
-    w = sd["proj.weight"].T  # (S*M, P)
+    w = sd["proj.weight"].T  # (S*M, N*P)
     proj_w = w / std[:, None]
     proj_b = sd["proj.bias"] - (mean / std) @ w
+
+    def stacked(name: str) -> np.ndarray:
+        return np.concatenate([sd[f"grus.{i}.{name}"].T for i in range(n)], axis=1)
+
+    def biases(name: str) -> np.ndarray:
+        return np.concatenate([sd[f"grus.{i}.{name}"] for i in range(n)])
+
     return Weights(proj_w.astype(np.float32), proj_b.astype(np.float32),
-                   sd["gru.weight_ih_l0"].T.copy(), sd["gru.bias_ih_l0"],
-                   sd["gru.weight_hh_l0"].T.copy(), sd["gru.bias_hh_l0"],
+                   stacked("weight_ih_l0"), biases("bias_ih_l0"),
+                   stacked("weight_hh_l0"), biases("bias_hh_l0"),
                    sd["out.weight"].T.copy(), sd["out.bias"], model.n_mels, s)
 
 
@@ -84,23 +102,29 @@ def state_dict_from_export(path: Path, n_mels: int) -> dict[str, np.ndarray]:
     if missing:
         raise ValueError(f"{path}: no float weights {missing} (the float model.onnx of kws "
                          "export is needed)")
-    return {"feat_mean": np.zeros(n_mels, np.float32), "feat_std": np.ones(n_mels, np.float32),
-            "proj.weight": arrays["proj_w"].T.copy(), "proj.bias": arrays["proj_b"],
-            "gru.weight_ih_l0": arrays["ih_w"].T.copy(), "gru.bias_ih_l0": arrays["ih_b"],
-            "gru.weight_hh_l0": arrays["hh_w"].T.copy(), "gru.bias_hh_l0": arrays["hh_b"],
-            "out.weight": arrays["out_w"].T.copy(), "out.bias": arrays["out_b"]}
+    h = arrays["hh_w"].shape[0]
+    out = {"feat_mean": np.zeros(n_mels, np.float32), "feat_std": np.ones(n_mels, np.float32),
+           "proj.weight": arrays["proj_w"].T.copy(), "proj.bias": arrays["proj_b"],
+           "out.weight": arrays["out_w"].T.copy(), "out.bias": arrays["out_b"]}
+    for i in range(arrays["hh_w"].shape[1] // (3 * h)):
+        cols = slice(3 * h * i, 3 * h * (i + 1))
+        out |= {f"grus.{i}.weight_ih_l0": arrays["ih_w"][:, cols].T.copy(),
+                f"grus.{i}.bias_ih_l0": arrays["ih_b"][cols],
+                f"grus.{i}.weight_hh_l0": arrays["hh_w"][:, cols].T.copy(),
+                f"grus.{i}.bias_hh_l0": arrays["hh_b"][cols]}
+    return out
 
 
-def _gru_body(hidden: int) -> onnx.GraphProto:
-    h = hidden
+def _gru_body(n: int, h: int) -> onnx.GraphProto:
+    """One step of N GRUs on (N, 1, ...) tensors; ``hh3``, ``hh_b3`` come from the outer graph."""
     nodes = [
-        helper.make_node("MatMul", ["h", "hh_w"], ["gh0"]),
-        helper.make_node("Add", ["gh0", "hh_b"], ["gh"]),
-        helper.make_node("Split", ["gi", "split_rz_n"], ["gi_rz", "gi_n"], axis=1),
-        helper.make_node("Split", ["gh", "split_rz_n"], ["gh_rz", "gh_n"], axis=1),
+        helper.make_node("MatMul", ["h", "hh3"], ["gh0"]),
+        helper.make_node("Add", ["gh0", "hh_b3"], ["gh"]),
+        helper.make_node("Split", ["gi", "split_rz_n"], ["gi_rz", "gi_n"], axis=2),
+        helper.make_node("Split", ["gh", "split_rz_n"], ["gh_rz", "gh_n"], axis=2),
         helper.make_node("Add", ["gi_rz", "gh_rz"], ["rz_pre"]),
         helper.make_node("Sigmoid", ["rz_pre"], ["rz"]),
-        helper.make_node("Split", ["rz", "split_r_z"], ["r", "z"], axis=1),
+        helper.make_node("Split", ["rz", "split_r_z"], ["r", "z"], axis=2),
         helper.make_node("Mul", ["r", "gh_n"], ["r_gh_n"]),
         helper.make_node("Add", ["gi_n", "r_gh_n"], ["n_pre"]),
         helper.make_node("Tanh", ["n_pre"], ["n"]),
@@ -111,38 +135,56 @@ def _gru_body(hidden: int) -> onnx.GraphProto:
     ]
     return helper.make_graph(
         nodes, "gru_step",
-        [helper.make_tensor_value_info("h", TensorProto.FLOAT, [1, h]),
-         helper.make_tensor_value_info("gi", TensorProto.FLOAT, [1, 3 * h])],
-        [helper.make_tensor_value_info("h_new", TensorProto.FLOAT, [1, h]),
-         helper.make_tensor_value_info("h_out", TensorProto.FLOAT, [1, h])])
+        [helper.make_tensor_value_info("h", TensorProto.FLOAT, [n, 1, h]),
+         helper.make_tensor_value_info("gi", TensorProto.FLOAT, [n, 1, 3 * h])],
+        [helper.make_tensor_value_info("h_new", TensorProto.FLOAT, [n, 1, h]),
+         helper.make_tensor_value_info("h_out", TensorProto.FLOAT, [n, 1, h])])
 
 
 def build_graph(w: Weights, name: str = "kws") -> onnx.ModelProto:
     """The float32 streaming-step model (see the module docstring)."""
-    h, k = w.hidden, w.n_keywords
+    n, h, k = w.members, w.unit, w.n_keywords
+    p = w.ih_w.shape[0]
     consts = {
         "stack_shape": np.array([-1, w.step_frames * w.n_mels], np.int64),
+        "members_shape": np.array([-1, n, p], np.int64),
+        "ih_shape": np.array([p, n, 3 * h], np.int64),
+        "hh_shape": np.array([h, n, 3 * h], np.int64),
+        "bias_shape": np.array([n, 1, 3 * h], np.int64),
+        "unit_shape": np.array([n, 1, h], np.int64),
+        "state_shape": np.array([1, 1, n * h], np.int64),
+        "hidden_shape": np.array([-1, n * h], np.int64),
         "split_rz_n": np.array([2 * h, h], np.int64),
         "split_r_z": np.array([h, h], np.int64),
         "axis0": np.array([0], np.int64), "axis1": np.array([1], np.int64),
+        "axis2": np.array([2], np.int64),
         "kw_first": np.array([1], np.int64), "kw_end": np.array([k + 1], np.int64),
     }
-    arrays = {n: getattr(w, n) for n in ("proj_w", "proj_b", "ih_w", "ih_b", "hh_w", "hh_b",
+    arrays = {m: getattr(w, m) for m in ("proj_w", "proj_b", "ih_w", "ih_b", "hh_w", "hh_b",
                                          "out_w", "out_b")}
-    initializers = [numpy_helper.from_array(v, n) for n, v in {**arrays, **consts}.items()]
+    initializers = [numpy_helper.from_array(v, m) for m, v in {**arrays, **consts}.items()]
     nodes = [
         helper.make_node("Reshape", [INPUT_FEATURES, "stack_shape"], ["stacked"]),
         helper.make_node("MatMul", ["stacked", "proj_w"], ["proj0"]),
         helper.make_node("Add", ["proj0", "proj_b"], ["proj1"]),
         helper.make_node("Relu", ["proj1"], ["proj"]),
-        helper.make_node("MatMul", ["proj", "ih_w"], ["gates0"]),
-        helper.make_node("Add", ["gates0", "ih_b"], ["gates1"]),
-        helper.make_node("Unsqueeze", ["gates1", "axis1"], ["gates"]),
-        helper.make_node("Squeeze", [INPUT_STATE, "axis0"], ["h0"]),
+        helper.make_node("Reshape", ["proj", "members_shape"], ["proj_tnp"]),
+        helper.make_node("Transpose", ["proj_tnp"], ["proj_ntp"], perm=[1, 0, 2]),
+        helper.make_node("Reshape", ["ih_w", "ih_shape"], ["ih_pn"]),
+        helper.make_node("Transpose", ["ih_pn"], ["ih3"], perm=[1, 0, 2]),
+        helper.make_node("MatMul", ["proj_ntp", "ih3"], ["gates0"]),
+        helper.make_node("Reshape", ["ih_b", "bias_shape"], ["ih_b3"]),
+        helper.make_node("Add", ["gates0", "ih_b3"], ["gates_ntg"]),
+        helper.make_node("Transpose", ["gates_ntg"], ["gates_tng"], perm=[1, 0, 2]),
+        helper.make_node("Unsqueeze", ["gates_tng", "axis2"], ["gates"]),
+        helper.make_node("Reshape", ["hh_w", "hh_shape"], ["hh_hn"]),
+        helper.make_node("Transpose", ["hh_hn"], ["hh3"], perm=[1, 0, 2]),
+        helper.make_node("Reshape", ["hh_b", "bias_shape"], ["hh_b3"]),
+        helper.make_node("Reshape", [INPUT_STATE, "unit_shape"], ["h0"]),
         helper.make_node("Scan", ["h0", "gates"], ["h_last", "hidden_seq"], num_scan_inputs=1,
-                         body=_gru_body(h)),
-        helper.make_node("Unsqueeze", ["h_last", "axis0"], [OUTPUT_STATE]),
-        helper.make_node("Squeeze", ["hidden_seq", "axis1"], ["hidden"]),
+                         body=_gru_body(n, h)),
+        helper.make_node("Reshape", ["h_last", "state_shape"], [OUTPUT_STATE]),
+        helper.make_node("Reshape", ["hidden_seq", "hidden_shape"], ["hidden"]),
         helper.make_node("MatMul", ["hidden", "out_w"], ["logits0"]),
         helper.make_node("Add", ["logits0", "out_b"], ["logits"]),
         helper.make_node("Softmax", ["logits"], ["probs"], axis=-1),
@@ -152,9 +194,9 @@ def build_graph(w: Weights, name: str = "kws") -> onnx.ModelProto:
     graph = helper.make_graph(
         nodes, name,
         [helper.make_tensor_value_info(INPUT_FEATURES, TensorProto.FLOAT, [1, "T", w.n_mels]),
-         helper.make_tensor_value_info(INPUT_STATE, TensorProto.FLOAT, [1, 1, h])],
+         helper.make_tensor_value_info(INPUT_STATE, TensorProto.FLOAT, [1, 1, n * h])],
         [helper.make_tensor_value_info(OUTPUT_SCORES, TensorProto.FLOAT, [1, "steps", k]),
-         helper.make_tensor_value_info(OUTPUT_STATE, TensorProto.FLOAT, [1, 1, h])],
+         helper.make_tensor_value_info(OUTPUT_STATE, TensorProto.FLOAT, [1, 1, n * h])],
         initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="kws")

@@ -57,6 +57,10 @@ def read_tensors(manifest: Manifest) -> Tensors:
     if missing:
         raise ValueError(f"{path}: no int8 weights {missing}; export it with the default "
                          "'weights' quantization")
+    hh = arrays["hh_w_int8"]
+    if hh.ndim != 2 or hh.shape[1] != 3 * hh.shape[0]:
+        raise ValueError(f"{path}: an ensemble of {hh.shape[1] // max(1, 3 * hh.shape[0])} GRUs "
+                         "side by side; the firmware runs single models")
     t = Tensors({n: np.ascontiguousarray(arrays[f"{n}_w_int8"].T) for n in LAYERS},
                 {n: arrays[f"{n}_w_scale"].astype(np.float32) for n in LAYERS},
                 {n: arrays[f"{n}_b"].astype(np.float32) for n in LAYERS},

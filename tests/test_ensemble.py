@@ -72,7 +72,7 @@ def test_members_train_merge_and_the_merge_scores_their_mean(ensemble_run):
     assert [m["history"][0]["epoch"] for m in result["members"]] == [1, 1]
     assert json.loads((out / "metrics.json").read_text())["best"] == result["best"]
     a, b = (load_model(out / f"member-{i}")[0] for i in range(2))
-    assert not torch.equal(a.gru.weight_hh_l0, b.gru.weight_hh_l0)  # seeds 0 and 1
+    assert not torch.equal(a.grus[0].weight_hh_l0, b.grus[0].weight_hh_l0)  # seeds 0 and 1
     feats = torch.randn(1, 30, cfg.frontend.n_mels)
     with torch.no_grad():
         assert torch.allclose(model(feats)[0], (a(feats)[0] + b(feats)[0]) / 2, atol=1e-5)
@@ -117,3 +117,46 @@ def test_merged_model_exports_and_onnx_matches_torch(ensemble_run, tmp_path):
         want = model.scores(torch.from_numpy(feats)[None])[0][0].numpy()
     got, _ = onnx_model.step(feats, onnx_model.initial_state())
     assert np.abs(got - want).max() <= 1e-5
+
+
+def test_seven_members_store_no_zero_blocks_and_score_the_same(tmp_path):
+    """The synthetic config's seven 64-unit GRUs on the 96-value speech embedding: one batched
+    graph of seven GRUs, no weight between members (215,936 int8 weights; 1.25 million with the
+    block-diagonal zeros it used to store, 1.28 MB), and the same scores as the merged torch
+    model."""
+    import onnx
+
+    from kws.core.config import SPEECH_EMBEDDING
+    from kws.export.graph import build_graph, weights_from_model
+    from kws.export.quantize import quantize_weights
+
+    frontend = FrontendConfig(kind="speech_embedding", **SPEECH_EMBEDDING)
+    cfg = ModelConfig(keywords=("smart_mirror",), stack_frames=1, proj_dim=64, hidden=64)
+    members = []
+    for seed in range(7):
+        torch.manual_seed(seed)
+        members.append(KeywordModel(cfg, frontend).eval())
+    merged = merge(members, frontend)
+    assert merged.cfg.members == 7 and merged.cfg.hidden == 448
+    weights = weights_from_model(merged)
+    assert weights.hh_w.shape == (64, 7 * 192) and weights.ih_w.shape == (64, 7 * 192)
+    graph = build_graph(weights)
+    onnx.save(quantize_weights(graph), str(tmp_path / "int8.onnx"))
+    onnx.save(graph, str(tmp_path / "float.onnx"))
+    stored = sum(a.size for a in (weights.proj_w, weights.ih_w, weights.hh_w, weights.out_w))
+    assert stored == 7 * (96 * 64 + 2 * 64 * 192 + 64 * 2)
+    # int8 weights plus a float scale, zero point and bias per output column: 247 KB
+    assert (tmp_path / "int8.onnx").stat().st_size <= 250_000
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(tmp_path / "float.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    feats = np.random.default_rng(0).normal(size=(20, 96)).astype(np.float32)
+    got = session.run(None, {"features": feats[None],
+                             "state": np.zeros((1, 1, 448), np.float32)})[0][0]
+    with torch.no_grad():
+        want = merged.scores(torch.from_numpy(feats)[None])[0][0].numpy()
+        single = torch.stack([m.scores(torch.from_numpy(feats)[None])[0][0] for m in members])
+    assert np.abs(got - want).max() <= 1e-5
+    # the merged score is the softmax of the members' mean logits, not any one member's
+    assert np.abs(want - single.numpy()).max() > 1e-3

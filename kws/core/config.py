@@ -103,8 +103,11 @@ class ModelConfig:
         keywords: keyword names; the model outputs one score per keyword plus "none" (class 0).
         stack_frames: feature frames stacked into one model step (3 frames of 10 ms = 30 ms steps).
         proj_dim: width of the linear projection (a strided convolution) before the GRU.
-        hidden: GRU hidden units.
+        hidden: GRU hidden units (the model's state size).
         dropout: dropout on the GRU output during training.
+        members: the GRU is this many GRUs side by side, each reading its own
+            ``proj_dim / members`` projections with ``hidden / members`` units (an ensemble
+            merged by :mod:`kws.train.ensemble`); 1 is one GRU.
     """
 
     keywords: tuple[str, ...] = ("alexa", "computer", "jarvis", "snowboy")
@@ -112,6 +115,7 @@ class ModelConfig:
     proj_dim: int = 64
     hidden: int = 64
     dropout: float = 0.1
+    members: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "keywords", tuple(self.keywords))
@@ -125,6 +129,9 @@ class ModelConfig:
         check(self.proj_dim >= 1, "model.proj_dim", self.proj_dim, ">= 1")
         check(self.hidden >= 1, "model.hidden", self.hidden, ">= 1")
         check(0 <= self.dropout < 1, "model.dropout", self.dropout, "0 <= dropout < 1")
+        check(1 <= self.members <= 16 and self.proj_dim % self.members == 0
+              and self.hidden % self.members == 0, "model.members", self.members,
+              f"1..16, dividing proj_dim ({self.proj_dim}) and hidden ({self.hidden})")
 
 
 @dataclass(frozen=True)

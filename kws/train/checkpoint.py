@@ -89,6 +89,11 @@ def save(path: Path, state: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
+def upgrade(state: dict[str, Any]) -> dict[str, Any]:
+    """A model state dict of an older kws (one ``gru``) in today's names (``grus.0``)."""
+    return {("grus.0." + k[4:] if k.startswith("gru.") else k): v for k, v in state.items()}
+
+
 def config_of(saved: dict[str, Any]) -> Config:
     """The run config stored in a checkpoint dict (validated like a config file)."""
     return config_from_dict(saved["config"], root=Path(str(saved.get("config_root", "."))))
@@ -100,7 +105,7 @@ def load_model(path: str | Path, device: str = "cpu") -> tuple[KeywordModel, Con
     cfg = config_of(saved)
     model = KeywordModel(cfg.model, cfg.frontend).to(device)
     try:
-        model.load_state_dict(saved["model"])
+        model.load_state_dict(upgrade(saved["model"]))
     except RuntimeError as e:
         raise CheckpointError(f"{resolve(path)}: weights do not fit its config ({e})") from e
     model.eval()

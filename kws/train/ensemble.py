@@ -4,13 +4,12 @@ Members differ only in their seed (weights, batch order, augmentation); with a f
 share its sequences. Their false alarms are mostly on different recordings, so averaging them
 removes the rare high-scoring negatives that decide the miss rate at low false-alarm rates.
 
-The merge is exact, not an approximation: N GRUs of ``H`` units side by side are one GRU of
-``N*H`` units whose weight matrices are block-diagonal, so the merged model is a plain
-``KeywordModel`` (``proj_dim`` N*P, ``hidden`` N*H) that exports, quantizes and streams like any
-other. Shapes, per member i of N:
+The merge is exact, not an approximation: the merged model is a :class:`KeywordModel` with
+``members`` N, N GRUs side by side (``proj_dim`` N*P, ``hidden`` N*H), that exports, quantizes and
+streams like any other and stores no weight between members. Per member i of N:
 
     proj  (P, S*M)   -> rows i*P..          of (N*P, S*M), each member's normalization folded in
-    GRU   (3H, P/H)  -> block (gate g, i)   of (3*N*H, N*P / N*H), gate order r, z, n
+    GRU              -> grus[i]             unchanged
     out   (K+1, H)   -> columns i*H.. / N   of (K+1, N*H): the merged logits are the members'
                                                mean logits (softmax of the mean)
 """
@@ -44,8 +43,10 @@ def merge(models: list[KeywordModel], frontend: FrontendConfig) -> KeywordModel:
             raise ValueError(f"ensemble member {i} has model config {m.cfg} ({m.n_mels} bands); "
                              f"member 0 has {first.cfg} ({first.n_mels} bands): members must "
                              "differ only in their weights")
+    if first.cfg.members != 1:
+        raise ValueError("ensemble members must be single models (members = 1)")
     n, p, h, s = len(models), first.cfg.proj_dim, first.cfg.hidden, first.step_frames
-    cfg = dataclasses.replace(first.cfg, proj_dim=n * p, hidden=n * h)
+    cfg = dataclasses.replace(first.cfg, proj_dim=n * p, hidden=n * h, members=n)
     merged = KeywordModel(cfg, frontend)
     mean, std = first.feat_mean.clone(), first.feat_std.clone()
     sd = {k: torch.zeros_like(v) for k, v in merged.state_dict().items()}
@@ -58,12 +59,8 @@ def merge(models: list[KeywordModel], frontend: FrontendConfig) -> KeywordModel:
         rows = slice(i * p, (i + 1) * p)
         sd["proj.weight"][rows] = w["proj.weight"] * ratio
         sd["proj.bias"][rows] = w["proj.bias"] + w["proj.weight"] @ shift
-        for g in range(3):
-            dst, src = slice(g * n * h + i * h, g * n * h + (i + 1) * h), slice(g * h, (g + 1) * h)
-            sd["gru.weight_ih_l0"][dst, rows] = w["gru.weight_ih_l0"][src]
-            sd["gru.weight_hh_l0"][dst, i * h:(i + 1) * h] = w["gru.weight_hh_l0"][src]
-            sd["gru.bias_ih_l0"][dst] = w["gru.bias_ih_l0"][src]
-            sd["gru.bias_hh_l0"][dst] = w["gru.bias_hh_l0"][src]
+        for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+            sd[f"grus.{i}.{name}"] = w[f"grus.0.{name}"]
         sd["out.weight"][:, i * h:(i + 1) * h] = w["out.weight"] / n
         sd["out.bias"] += w["out.bias"] / n
     merged.load_state_dict(sd)

@@ -9,6 +9,10 @@ Shapes (B batch, T feature frames of 10 ms, S = ``stack_frames``, K keywords):
       -> GRU: (B, T/S, hidden), state (1, B, hidden)
       -> Linear: logits (B, T/S, K + 1)                 class 0 is "none"
 
+With ``members`` N > 1 (a merged ensemble) the GRU is N GRUs side by side: GRU i reads
+projections ``i*P/N .. (i+1)*P/N`` and owns state units ``i*H/N .. (i+1)*H/N``; no weight joins
+two members, and none is stored.
+
 State is explicit: ``forward(features, state) -> (logits, state)``; feeding a sequence in pieces
 with the returned state equals feeding it at once. ``scores`` are the softmax probabilities of the
 keywords (class 0 dropped), which is what the exported ONNX graph outputs.
@@ -36,7 +40,9 @@ class KeywordModel(nn.Module):
         self.register_buffer("feat_mean", torch.zeros(frontend.n_mels))
         self.register_buffer("feat_std", torch.ones(frontend.n_mels))
         self.proj = nn.Linear(cfg.stack_frames * frontend.n_mels, cfg.proj_dim)
-        self.gru = nn.GRU(cfg.proj_dim, cfg.hidden, batch_first=True)
+        n = cfg.members
+        self.grus = nn.ModuleList(nn.GRU(cfg.proj_dim // n, cfg.hidden // n, batch_first=True)
+                                  for _ in range(n))
         self.drop = nn.Dropout(cfg.dropout)
         self.out = nn.Linear(cfg.hidden, len(cfg.keywords) + 1)
 
@@ -66,7 +72,11 @@ class KeywordModel(nn.Module):
         x = (features - self.feat_mean) / self.feat_std
         x = x.reshape(batch, frames // self.step_frames, self.step_frames * mels)
         x = torch.relu(self.proj(x))
-        x, state = self.gru(x, state)
+        n = self.cfg.members
+        pieces = [gru(xi, si) for gru, xi, si in zip(self.grus, x.chunk(n, dim=-1),
+                                                        state.chunk(n, dim=-1))]
+        x = torch.cat([y for y, _ in pieces], dim=-1)
+        state = torch.cat([s for _, s in pieces], dim=-1)
         return self.out(self.drop(x)), state
 
     def scores(self, features: torch.Tensor, state: Optional[torch.Tensor] = None
@@ -83,8 +93,9 @@ def count_parameters(model: nn.Module) -> int:
 def macs_per_second(cfg: ModelConfig, frontend: FrontendConfig = FrontendConfig()) -> int:
     """Multiply-accumulates of the model per second of audio (frontend excluded)."""
     step_s = cfg.stack_frames * frontend.hop_ms / 1000
+    n, p, h = cfg.members, cfg.proj_dim // cfg.members, cfg.hidden // cfg.members
     per_step = (cfg.stack_frames * frontend.n_mels * cfg.proj_dim
-                + 3 * cfg.hidden * (cfg.proj_dim + cfg.hidden)
+                + n * 3 * h * (p + h)
                 + cfg.hidden * (len(cfg.keywords) + 1))
     return int(round(per_step / step_s))
 

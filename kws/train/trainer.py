@@ -214,7 +214,7 @@ class Trainer:
         if saved["config"] != checkpoint.plain(to_dict(self.cfg)):
             raise ValueError(f"--resume: {path} was written with another config; use the same "
                              "config or a new output folder")
-        self.module.load_state_dict(saved["model"])
+        self.module.load_state_dict(checkpoint.upgrade(saved["model"]))
         self.opt.load_state_dict(saved["optimizer"])
         self.sched.load_state_dict(saved["scheduler"])
         self.history, self.best = saved["history"], saved["best"]
