@@ -87,6 +87,36 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mine(args: argparse.Namespace) -> int:
+    """kws mine MODEL -o DIR: the hardest training negatives, saved as false alarms."""
+    import dataclasses
+
+    from kws.core.config import load_config
+    from kws.core.extras import require
+
+    require("torch", "train", "kws mine")
+    from kws.train.checkpoint import load_model
+    from kws.train.mining import mine
+
+    model, cfg = load_model(args.model)
+    if args.config:
+        cfg = dataclasses.replace(load_config(args.config), model=cfg.model,
+                                  frontend=cfg.frontend, decision=cfg.decision)
+    saved = mine(model, cfg, args.out, args.count, args.split, progress_bar("mining", args))
+    print(f"{len(saved)} false alarms in {args.out}: kws finetune {args.model} --negatives "
+          f"{args.out} -o OUT")
+    return 0
+
+
+def progress_bar(name: str, args: argparse.Namespace):
+    """A tqdm wrapper for a long loop (none with --quiet or without tqdm)."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return iter
+    return lambda items: tqdm(items, desc=name, disable=None if not args.quiet else True)
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     from kws.synth.synthesize import synthesize
 
@@ -456,6 +486,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="learning rate (default: a tenth of the config's)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser("mine", help="save a model's highest-scoring training negatives as "
+                                    "false alarms (for kws finetune)")
+    p.add_argument("model", help="a run folder or checkpoint")
+    p.add_argument("-o", "--out", type=Path, required=True, help="folder for the activations")
+    p.add_argument("--config", type=Path, metavar="TOML",
+                   help="the data to mine (default: the run's own config)")
+    p.add_argument("--count", type=int, default=300,
+                   help="moments to keep, the highest-scoring first (default 300)")
+    p.add_argument("--split", default="train", choices=["train", "val"],
+                   help="which negatives (default train; never test)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_mine)
 
     p = sub.add_parser("synth", help="synthetic positives and confusable negatives for a phrase")
     p.add_argument("phrase", help="the keyword as people write it, e.g. 'smart mirror'")

@@ -97,3 +97,20 @@ def test_finetune_needs_labelled_false_alarms(tiny_run, tmp_path):
                            "--negatives", str(empty), "-o", str(tmp_path / "o")],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 2 and "no activation is labelled false_alarm" in proc.stderr
+
+
+def test_mine_saves_the_highest_scoring_training_negatives(trained, tmp_path):
+    config, run = trained
+    out = tmp_path / "mined"
+    proc = subprocess.run([sys.executable, "-m", "kws", "mine", str(run), "-o", str(out),
+                           "--count", "5", "--quiet"], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    mined = read_activations(out)
+    assert len(mined) == 5 and {a.label for a in mined} == {"false_alarm"}
+    assert {a.keyword for a in mined} <= {"up", "down"}
+    scores = sorted((a.score for a in mined), reverse=True)
+    assert scores[0] > 0.05 and all(a.wav_path.is_file() for a in mined)
+    proc = subprocess.run([sys.executable, "-m", "kws", "mine", str(run), "-o", str(out),
+                           "--split", "test"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "invalid choice: 'test'" in proc.stderr
