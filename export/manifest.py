@@ -25,6 +25,10 @@ KNOWN_LICENSES = {
     "librispeech": ("LibriSpeech", "CC-BY-4.0"),
     "precise-community": ("Mycroft Precise community data", "public domain (see its licenses/)"),
     "background-noise": ("Speech Commands background noise + generated noise", "CC-BY-4.0"),
+    "speechocean762": ("speechocean762 read English (OpenSLR 101)", "CC-BY-4.0"),
+    "wesnoth": ("Battle for Wesnoth music (Debian wesnoth-1.16-music)", "GPL-2.0-or-later"),
+    "/synth/train.jsonl": ("kws synth renderings (espeak-ng, flite, festival, hibari, piper)",
+                           "generated speech; each engine's licence is in its report.json"),
 }
 
 

@@ -32,7 +32,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         # the rendering is data: it follows [data] seed, so another training seed (or
         # ensemble member) reuses it
-        cfg = synthetic_config(cfg, args.keyword, out / "synth", args.synth_count, cfg.data.seed)
+        cfg = synthetic_config(cfg, args.keyword, out / "synth", args.synth_count, cfg.data.seed,
+                               progress_bar("synthesising", args))
+    elif cfg.data.synth_positives or cfg.data.synth_confusables:
+        from kws.synth.synthesize import with_synthetic_voices
+
+        cfg = with_synthetic_voices(cfg, out / "synth", progress_bar("synthesising", args))
     result = train(cfg, out, resume=args.resume, progress=not args.quiet)
     print(json.dumps({"run": str(out), "best_val_miss": result["best"],
                       "parameters": result["parameters"],
@@ -120,7 +125,8 @@ def progress_bar(name: str, args: argparse.Namespace):
 def cmd_synth(args: argparse.Namespace) -> int:
     from kws.synth.synthesize import synthesize
 
-    report = synthesize(args.phrase, args.out, args.count, args.seed, args.confusables)
+    report = synthesize(args.phrase, args.out, args.count, args.seed, args.confusables,
+                        progress_bar("synthesising", args))
     print(json.dumps(report, indent=2))
     return 0
 
@@ -508,6 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--confusables", type=int, metavar="N",
                    help="confusable renderings (default: as many as --count)")
     p.add_argument("--seed", type=int, default=0, help="voice and text draws (default 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("eval", help="miss rate at false alarms per hour, delay, DET plot")

@@ -29,6 +29,19 @@ def test_export_writes_all_files_and_a_complete_manifest(tiny_export):
     assert "miss_rate_change_at_0.5" in m["quantization"]
 
 
+@pytest.mark.parametrize("path, licence", [
+    ("../../shared/data/speechocean762", "CC-BY-4.0"),
+    ("/usr/share/games/wesnoth/1.16/data/core/music", "GPL-2.0-or-later"),
+    ("/home/me/runs/default/synth/train.jsonl",
+     "generated speech; each engine's licence is in its report.json"),
+    ("/home/me/my-recordings", "unknown: check the source"),
+])
+def test_every_corpus_of_the_default_config_has_its_licence(path, licence):
+    from kws.export.manifest import license_of
+
+    assert license_of(path)["license"] == licence
+
+
 def test_int8_file_stores_every_weight_matrix_as_int8(tiny_export):
     import onnx
     from onnx import numpy_helper

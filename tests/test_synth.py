@@ -223,8 +223,53 @@ def test_train_keyword_renders_with_the_data_seed_not_the_training_seed(tmp_path
     path.write_text(path.read_text().replace("[data]", "[data]\nseed = 3"))
     seeds = []
     monkeypatch.setattr(kws.synth.synthesize, "synthetic_config",
-                        lambda cfg, phrase, folder, count, seed: seeds.append(seed) or cfg)
+                        lambda cfg, phrase, folder, count, seed, progress: seeds.append(seed) or cfg)
     monkeypatch.setattr(kws.train.run, "train", lambda cfg, out, **kw: {
         "best": {}, "parameters": 0, "train_seconds": 0.0})
     assert main(["train", str(path), "--keyword", "smart mirror", "-o", str(tmp_path / "r")]) == 0
     assert seeds == [3]
+
+
+@needs_espeak
+def test_synthetic_voices_join_the_training_split_only_and_are_reused(tmp_path, monkeypatch):
+    """[data] synth_positives: renderings of every keyword in train, none in val or test; a
+    second run with the same seed and counts reuses them, other counts render again."""
+    import kws.synth.synthesize as synthesize
+    from kws.core.config import load_config
+    from kws.data import corpora
+    from tests.synthetic import make_corpus, write_config
+
+    root = make_corpus(tmp_path / "corpus")
+    path = write_config(root)
+    path.write_text(path.read_text().replace("[data]", "[data]\nsynth_positives = 4\n"
+                                             "synth_confusables = 2"))
+    cfg = load_config(path)
+    real = corpora.collect(cfg)
+    cfg = synthesize.with_synthetic_voices(cfg, tmp_path / "synth")
+    added = [u for u in corpora.collect(cfg) if tmp_path / "synth" in u.path.parents]
+    assert {u.split for u in added} == {"train"}
+    labels = [u.label for u in added]
+    assert 3 <= labels.count("up") <= 4 and 3 <= labels.count("down") <= 4
+    assert 2 <= labels.count("none") <= 4
+    assert all(u.path.is_file() for u in added)
+    assert len(corpora.collect(cfg)) == len(real) + len(added)
+
+    made = []
+    monkeypatch.setattr(synthesize, "synthesize", lambda *a, **k: made.append(a))
+    synthesize.with_synthetic_voices(load_config(path), tmp_path / "synth")
+    assert made == []
+    path.write_text(path.read_text().replace("synth_positives = 4", "synth_positives = 5"))
+    with pytest.raises(FileNotFoundError):  # the stub renders nothing
+        synthesize.with_synthetic_voices(load_config(path), tmp_path / "synth2")
+    assert [a[:2] for a in made] == [("up", tmp_path / "synth2" / "up")]
+
+
+def test_synthetic_counts_are_checked(tmp_path):
+    from kws.core.config import ConfigError, load_config
+    from tests.synthetic import write_config
+
+    path = write_config(tmp_path)
+    path.write_text(path.read_text().replace("[data]", "[data]\nsynth_positives = -1"))
+    with pytest.raises(ConfigError, match=r"data.synth_positives = -1 is not allowed; "
+                                          r"expected >= 0"):
+        load_config(path)

@@ -156,6 +156,10 @@ class DataConfig:
             calibration table (default: ``val_fraction``); enough hours that the table resolves
             the budgets people ask for (2 h: one false alarm is 0.5 per hour).
         seed: split seed.
+        synth_positives: synthetic renderings of each keyword (``kws synth``: every installed
+            engine, voice transforms) added to the training split, never to validation or test;
+            made by ``kws train`` into ``<run>/synth`` and reused. 0: real recordings only.
+        synth_confusables: confusable synthetic negatives per keyword, training split only.
         corpus_root: where folders named ``corpus:NAME`` are (default: ``$KWS_DATA``, else
             ``~/kws-data``; ``kws data get`` puts corpora there).
     """
@@ -171,9 +175,13 @@ class DataConfig:
     negative_test_fraction: float = 0.3
     negative_val_fraction: float | None = None
     seed: int = 0
+    synth_positives: int = 0
+    synth_confusables: int = 0
     corpus_root: str = ""
 
     def __post_init__(self) -> None:
+        for name in ("synth_positives", "synth_confusables"):
+            check(getattr(self, name) >= 0, f"data.{name}", getattr(self, name), ">= 0")
         object.__setattr__(self, "keyword_dirs",
                            {k: tuple(v) for k, v in dict(self.keyword_dirs).items()})
         object.__setattr__(self, "holdout", {k: tuple(tuple(r) for r in v)

@@ -42,8 +42,9 @@ def broken(wave: np.ndarray, sample_rate: int = 16000, min_s: float = 0.2,
 
 
 def synthesize(phrase: str, out: Path, count: int, seed: int = 0,
-               confusables: int | None = None) -> dict:
-    """Write ``count`` positive renderings of ``phrase`` and confusable negatives to ``out``.
+               confusables: int | None = None, progress=iter) -> dict:
+    """Write ``count`` positive renderings of ``phrase`` and ``confusables`` (default ``count``)
+    confusable negatives to ``out``; ``progress`` wraps the loop over renderings (a tqdm bar).
 
     Returns the report (also written to ``out/report.json``).
     """
@@ -72,7 +73,7 @@ def synthesize(phrase: str, out: Path, count: int, seed: int = 0,
     rejected: dict[str, int] = {}
     made = {"positive": 0, "confusable": 0}
     lines = []
-    for i, (kind, text, voice) in enumerate(jobs):
+    for i, (kind, text, voice) in enumerate(progress(jobs)):
         try:
             wave = render(voice, text)
         except RuntimeError as e:
@@ -97,8 +98,8 @@ def synthesize(phrase: str, out: Path, count: int, seed: int = 0,
     report = {"phrase": phrase, "phonemes": phonemes(phrase), "engines": engines,
               "licences": {e: tts.LICENCES[e] for e in engines},
               "not_installed": {e: h for e, h in tts.INSTALL_HINT.items() if e not in engines},
-              "made": made, "rejected": rejected,
-              "seed": seed}
+              "requested": {"positive": count, "confusable": n_conf},
+              "made": made, "rejected": rejected, "seed": seed}
     (out / "report.json").write_text(json.dumps(report, indent=2))
     return report
 
@@ -111,13 +112,44 @@ def keyword_name(phrase: str) -> str:
     return name
 
 
-def synthetic_config(cfg, phrase: str, folder: Path, count: int, seed: int = 0):
+def rendered(phrase: str, folder: Path, count: int, seed: int = 0,
+             confusables: int | None = None, progress=iter) -> list[dict]:
+    """The manifest rows of ``folder``, rendered first unless a rendering of the same phrase,
+    seed and counts is already there (1500 renderings take about 20 minutes on 2 cores)."""
+    report = folder / "report.json"
+    wanted = {"positive": count, "confusable": count if confusables is None else confusables}
+    old = json.loads(report.read_text()) if report.is_file() else {}
+    if (old.get("phrase"), old.get("seed"), old.get("requested")) != (phrase, seed, wanted):
+        synthesize(phrase, folder, count, seed, confusables, progress)
+    return [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()
+            if line.strip()]
+
+
+def with_synthetic_voices(cfg, folder: Path, progress=iter):
+    """``cfg`` with ``[data] synth_positives`` renderings of each keyword, and
+    ``synth_confusables`` confusable negatives, added to the training split only (validation,
+    calibration and test stay real voices). Made in ``folder/<keyword>``, reused while the
+    phrase, seed and counts match; listed in ``folder/train.jsonl``, appended to
+    ``[data] manifests``."""
+    d = cfg.data
+    rows = []
+    for keyword in cfg.model.keywords:
+        sub = folder / keyword
+        for row in rendered(keyword.replace("_", " "), sub, d.synth_positives, d.seed,
+                            d.synth_confusables, progress):
+            positive = row["label"] != "none"
+            rows.append(json.dumps({**row, "path": str((sub / row["path"]).resolve()),
+                                    "label": keyword if positive else "none", "split": "train"}))
+    manifest = folder / "train.jsonl"
+    manifest.write_text("\n".join(rows) + "\n")
+    data = dataclasses.replace(d, manifests=d.manifests + (str(manifest.resolve()),))
+    return dataclasses.replace(cfg, data=data)
+
+
+def synthetic_config(cfg, phrase: str, folder: Path, count: int, seed: int = 0, progress=iter):
     """``cfg`` retargeted to ``phrase``: synthetic positives (made in ``folder`` unless already
     there) and its confusables added to the negatives; no real recording of the phrase."""
-    report = folder / "report.json"
-    if not (report.is_file() and json.loads(report.read_text()).get("phrase") == phrase
-            and json.loads(report.read_text()).get("seed") == seed):
-        synthesize(phrase, folder, count, seed)
+    rendered(phrase, folder, count, seed, progress=progress)
     name = keyword_name(phrase)
     data = dataclasses.replace(
         cfg.data, keyword_dirs={name: (str((folder / "positive").resolve()),)}, holdout={},
