@@ -72,8 +72,8 @@ def test_finetune_lowers_the_false_alarms_and_keeps_the_held_out_miss_rate(train
     config, run = trained
     out = tmp_path / "ft"
     proc = subprocess.run([sys.executable, "-m", "kws", "finetune", str(run), "--negatives",
-                           str(activations), "-o", str(out), "--epochs", "2", "--quiet"],
-                          capture_output=True, text=True, timeout=900)
+                           str(activations), "-o", "ft", "--epochs", "2", "--quiet"],
+                          capture_output=True, text=True, timeout=900, cwd=tmp_path)  # relative -o
     assert proc.returncode == 0, proc.stderr
     report = json.loads((out / "finetune.json").read_text())
     before, after = report["before"], report["after"]

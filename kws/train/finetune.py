@@ -62,7 +62,8 @@ def finetune(cfg: Config, init: dict, activations: Path, out: Path, epochs: int 
     out.mkdir(parents=True, exist_ok=True)
     manifest = out / "activations.jsonl"
     counts = activation_manifest(activations, cfg.model.keywords, manifest)
-    data = dataclasses.replace(cfg.data, manifests=cfg.data.manifests + (str(manifest),))
+    data = dataclasses.replace(cfg.data,
+                               manifests=cfg.data.manifests + (str(manifest.resolve()),))
     train = dataclasses.replace(cfg.train, epochs=epochs, lr=lr or cfg.train.lr * LR_FACTOR,
                                 select="last", members=1, patience=max(epochs, 1))
     log.info("fine-tuning on %d false alarm(s) and %d keyword activation(s), %d epoch(s)",
