@@ -29,6 +29,8 @@ KNOWN_LICENSES = {
     "wesnoth": ("Battle for Wesnoth music (Debian wesnoth-1.16-music)", "GPL-2.0-or-later"),
     "/synth/train.jsonl": ("kws synth renderings (espeak-ng, flite, festival, hibari, piper)",
                            "generated speech; each engine's licence is in its report.json"),
+    "activations.jsonl": ("false alarms cut from the negatives above (kws mine, kws listen)",
+                          "that of the audio they were cut from"),
 }
 
 
