@@ -17,6 +17,15 @@ def shared_dir(*parts: str) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def own_cache(tmp_path_factory):
+    """Feature pools and room impulse responses go to a cache of this test session (and its
+    subprocesses), not to the user's ~/.cache/kws."""
+    import os
+
+    os.environ["KWS_CACHE"] = str(tmp_path_factory.mktemp("kws-cache"))
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """A tiny model trained for 6 short epochs on the synthetic corpus: (corpus root, run)."""

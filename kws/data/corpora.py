@@ -209,7 +209,20 @@ def load_split(utts: list[Utterance], split: str, keywords: tuple[str, ...],
     return Clips(positives, negatives, len(report.skipped))
 
 
+def noise_paths(cfg: Config) -> list[Path]:
+    """The background noise files in ``cfg.data.noise_dirs``."""
+    return [p for folder in cfg.data.noise_dirs for p in find_audio(cfg.resolve(folder))]
+
+
 def load_noise(cfg: Config) -> list[np.ndarray]:
     """Background noise recordings named by ``cfg.data.noise_dirs``."""
-    paths = [p for folder in cfg.data.noise_dirs for p in find_audio(cfg.resolve(folder))]
-    return [w for _, w in load_many(paths, cfg.frontend.sample_rate).clips]
+    return [w for _, w in load_many(noise_paths(cfg), cfg.frontend.sample_rate).clips]
+
+
+def from_corpora(cfg: Config, clips: Clips) -> Clips:
+    """``clips`` with only the negatives found in ``cfg.data.negative_dirs`` (not those of
+    manifests, such as a phrase's synthetic confusables)."""
+    roots = [cfg.resolve(folder).resolve() for folder in cfg.data.negative_dirs]
+    kept = [(p, w) for p, w in clips.negatives
+            if any(Path(p).resolve().is_relative_to(r) for r in roots)]
+    return Clips(clips.positives, kept, 0)

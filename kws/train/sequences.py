@@ -47,7 +47,8 @@ class SequenceMaker:
     def __init__(self, clips: Clips, keywords: tuple[str, ...], noise: list[np.ndarray],
                  rirs: list[np.ndarray], aug: AugmentConfig, sequence_s: float,
                  positive_share: float, sample_rate: int = 16000,
-                 negative_draw: str = "file") -> None:
+                 negative_draw: str = "file",
+                 partial_share: float = PARTIAL_KEYWORD_SHARE) -> None:
         missing = [kw for kw in keywords if not clips.positives.get(kw)]
         if missing:
             raise ValueError(f"no training clips for keyword(s) {missing}")
@@ -56,7 +57,7 @@ class SequenceMaker:
         self.keywords, self.noise, self.rirs, self.aug = keywords, noise, rirs, aug
         self.n = int(sequence_s * sample_rate)
         self.sr = sample_rate
-        self.positive_share = positive_share
+        self.positive_share, self.partial_share = positive_share, partial_share
         self.negatives = [w for _, w in clips.negatives]
         # "duration": a file is drawn with probability proportional to its length
         self.negative_ends = np.cumsum([len(w) if negative_draw == "duration" else 1
@@ -127,11 +128,15 @@ class SequenceMaker:
             label = k + 1
             start_s = max(0.0, (offset - cut) / self.sr + start)
             end_s = end_at / self.sr
-        elif rng.random() < PARTIAL_KEYWORD_SHARE:
+        elif rng.random() < self.partial_share:
             _, clip, start, end = self.keyword(rng)
             cut = int((start + rng.uniform(0.3, 0.55) * (end - start)) * self.sr)
             self.place(wave, clip[:cut], int(rng.integers(0, max(1, self.n - cut))))
         return Sequence(self.finish(wave, rng), label, start_s, end_s)
+
+    def make_negative(self, rng: np.random.Generator) -> Sequence:
+        """Draw one augmented sequence of background alone (no keyword material)."""
+        return Sequence(self.finish(self.background(rng), rng), 0)
 
     def finish(self, wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Reverb, noise, gain and channel colour over the whole sequence."""

@@ -2,9 +2,10 @@
 
 The loss is :func:`kws.train.loss.keyword_loss`. Each epoch draws fresh sequences from a seed
 derived from (seed, epoch, rank): deterministic and resumable. Validation after every epoch
-measures the miss rate at ``target_fa_per_hour`` on the validation split; ``best.pt`` keeps the epoch with the lowest (``select = "validation"``; training
-stops early when it has not improved for ``patience`` epochs) or the last epoch
-(``select = "last"``).
+measures the miss rate at ``target_fa_per_hour`` on the validation split; ``best.pt`` keeps the
+epoch with the lowest (``select = "validation"``; training stops early when it has not improved
+for ``patience`` epochs) or the last epoch (``select = "last"``). A feature pool
+(:mod:`kws.train.pool`) replaces fresh sequences by features computed once.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from kws.core.timing import Timing
 from kws.data import corpora
 from kws.features import features_torch
 from kws.metrics.evaluate import VAL_SNR_DB, evaluate, prepare_positives
-from kws.train import augment, checkpoint
+from kws.train import augment, checkpoint, pool
 from kws.train.loss import keyword_loss
 from kws.train.model import (
     KeywordModel,
@@ -32,7 +33,7 @@ from kws.train.model import (
     macs_per_second,
     torch_scorer,
 )
-from kws.train.sequences import SequenceMaker
+from kws.train.sequences import PARTIAL_KEYWORD_SHARE, SequenceMaker
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,7 @@ class Trainer:
         noise = corpora.load_noise(cfg)
         rirs = augment.simulate_rirs(cfg.augment.n_rirs, cfg.train.seed) \
             if cfg.augment.reverb_prob > 0 else []
+        self.train_clips = train
         self.maker = SequenceMaker(train, cfg.model.keywords, noise, rirs, cfg.augment,
                                    cfg.train.sequence_s, cfg.train.positive_share,
                                    cfg.frontend.sample_rate, cfg.train.negative_draw)
@@ -124,22 +126,36 @@ class Trainer:
         return tuple(t[pick].to(self.device) for t in self.pool)
 
     def build_pool(self, progress: bool) -> None:
-        """Draw ``feature_pool`` sequences once (from a seed of their own) and keep their
-        features on the CPU."""
-        from tqdm import tqdm
-
-        n, size = self.cfg.train.feature_pool, self.cfg.train.batch_size
+        """Draw ``feature_pool`` sequences once (from seeds of their own) and keep their
+        features on the CPU; the part made of corpus audio alone comes from the on-disk cache
+        when an earlier run made it (:mod:`kws.train.pool`)."""
+        cfg, t = self.cfg, self.cfg.train
+        n_corpus, positive, partial = pool.pool_sizes(t.feature_pool, t.positive_share,
+                                                      PARTIAL_KEYWORD_SHARE)
+        own = SequenceMaker(self.train_clips, cfg.model.keywords, self.maker.noise,
+                            self.maker.rirs, cfg.augment, t.sequence_s, positive,
+                            cfg.frontend.sample_rate, t.negative_draw, partial)
         rng = np.random.default_rng([self.pool_seed, 777, self.rank])
-        parts = [tuple(t.cpu() for t in self.draw(rng))
-                 for _ in tqdm(range(-(-n // size)), desc="feature pool", leave=False,
-                               disable=None if progress else True)]
-        self.pool = tuple(torch.cat(column)[:n] for column in zip(*parts))
-        log.info("feature pool: %d sequences, %.0f MB", n,
+        keyword_part = pool.draw(lambda: self.draw(rng, own.make), t.feature_pool - n_corpus,
+                                 t.batch_size, progress, "feature pool: keyword sequences")
+        corpus = corpora.from_corpora(cfg, self.train_clips)
+        maker = SequenceMaker(corpus, cfg.model.keywords, self.maker.noise, self.maker.rirs,
+                              cfg.augment, t.sequence_s, 0.0, cfg.frontend.sample_rate,
+                              t.negative_draw)
+        corpus_rng = np.random.default_rng([self.pool_seed, 778, self.rank])
+        key = pool.corpus_key(cfg, [p for p, _ in corpus.negatives], corpora.noise_paths(cfg),
+                              n_corpus, (self.pool_seed, t.seed), self.rank)
+        corpus_part = pool.corpus_part(key, lambda: self.draw(corpus_rng, maker.make_negative),
+                                       n_corpus, t.batch_size, progress)
+        self.pool = tuple(torch.cat(column) for column in zip(corpus_part, keyword_part))
+        log.info("feature pool: %d sequences, %.0f MB", len(self.pool[0]),
                  self.pool[0].numel() * self.pool[0].element_size() / 1e6)
 
-    def draw(self, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
-        """Features of ``batch_size`` fresh sequences, labels and keyword bounds in steps."""
-        seqs = [self.maker.make(rng) for _ in range(self.cfg.train.batch_size)]
+    def draw(self, rng: np.random.Generator, make=None) -> tuple[torch.Tensor, ...]:
+        """Features of ``batch_size`` fresh sequences (from ``make``, default the run's
+        :meth:`SequenceMaker.make`), labels and keyword bounds in steps."""
+        make = make or self.maker.make
+        seqs = [make(rng) for _ in range(self.cfg.train.batch_size)]
         waves = torch.from_numpy(np.stack([s.wave for s in seqs])).to(self.device)
         feats = crop_to_steps(features_torch(waves, self.cfg.frontend), self.module.step_frames)
         labels = torch.tensor([s.label for s in seqs], device=self.device)

@@ -1,0 +1,93 @@
+"""The feature pool: its shares, and the cache of corpus sequences shared across keywords."""
+
+import logging
+import os
+
+import numpy as np
+import pytest
+import soundfile
+
+torch = pytest.importorskip("torch", reason="training needs the train extra")
+
+from kws.core.config import load_config  # noqa: E402
+from kws.train import pool  # noqa: E402
+from kws.train.trainer import Trainer  # noqa: E402
+from tests.synthetic import make_corpus, write_config  # noqa: E402
+
+POOL = 48
+
+
+def test_pool_shares_keep_the_positive_and_partial_keyword_counts():
+    corpus, positive, partial = pool.pool_sizes(100, 0.5, 0.15)
+    assert corpus == 25  # half of the 50 negative sequences
+    assert positive * 75 == pytest.approx(50)  # 50 positives among the other 75
+    assert partial * 75 * (1 - positive) == pytest.approx(0.15 * 50)  # 7.5 partial keywords
+    assert pool.pool_sizes(10, 1.0, 0.15) == (0, 1.0, 0.0)
+
+
+@pytest.fixture
+def corpus(tmp_path, monkeypatch):
+    monkeypatch.setenv("KWS_CACHE", str(tmp_path / "cache"))
+    return make_corpus(tmp_path / "corpus")
+
+
+def built(root, other=False):
+    """A trainer of the tiny config with its pool built; ``other`` trains "up" on other clips
+    (its recordings played backwards: another word, the same negative corpora)."""
+    path = write_config(root, feature_pool=POOL)
+    if other:
+        backwards = root / "keywords" / "backwards"
+        backwards.mkdir(exist_ok=True)
+        for clip in (root / "keywords" / "up").iterdir():
+            wave, rate = soundfile.read(clip, dtype="float32")
+            soundfile.write(backwards / clip.name, wave[::-1], rate)
+        text = path.read_text().replace('up = ["keywords/up"]', 'up = ["keywords/backwards"]')
+        path = root / "other.toml"
+        path.write_text(text)
+    trainer = Trainer(load_config(path), root / "run", device="cpu")
+    trainer.prepare_data()
+    trainer.build_pool(progress=False)
+    return trainer
+
+
+def cached(root):
+    return sorted((root.parent / "cache").glob("pool-*.npz"))
+
+
+def test_corpus_sequences_are_cached_once_and_shared_by_other_keywords(corpus, monkeypatch):
+    first = built(corpus)
+    n_corpus = pool.pool_sizes(POOL, 0.5, 0.15)[0]
+    feats, labels, start, end = first.pool
+    assert len(feats) == POOL and (labels[:n_corpus] == 0).all() and (end[:n_corpus] == 0).all()
+    assert set(labels[n_corpus:].tolist()) == {0, 1, 2}
+    assert len(cached(corpus)) == 1
+
+    stages = []
+    original = pool.draw
+    monkeypatch.setattr(pool, "draw", lambda make, n, size, progress, stage: stages.append(
+        stage) or original(make, n, size, progress, stage))
+    second = built(corpus, other=True)
+    assert stages == ["feature pool: keyword sequences"]  # the corpus part came from disk
+    assert torch.equal(second.pool[0][:n_corpus], feats[:n_corpus])
+    assert not torch.equal(second.pool[0][n_corpus:], feats[n_corpus:])
+    assert len(cached(corpus)) == 1
+
+
+def test_a_changed_negative_file_makes_a_new_cache_entry(corpus):
+    built(corpus)
+    path = next((corpus / "negatives").iterdir())
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    built(corpus)
+    assert len(cached(corpus)) == 2
+
+
+def test_an_unreadable_cache_file_is_computed_again(corpus, caplog):
+    first = built(corpus)
+    (entry,) = cached(corpus)
+    entry.write_bytes(b"not a zip file")
+    with caplog.at_level(logging.WARNING, logger="kws.train.pool"):
+        again = built(corpus)
+    assert "is unreadable" in caplog.text and str(entry) in caplog.text
+    assert torch.equal(again.pool[0], first.pool[0])  # same seeds, same features
+    with np.load(entry, allow_pickle=False) as saved:
+        assert saved["features"].shape[0] == pool.pool_sizes(POOL, 0.5, 0.15)[0]
