@@ -27,7 +27,7 @@ KNOWN_LICENSES = {
     "background-noise": ("Speech Commands background noise + generated noise", "CC-BY-4.0"),
     "speechocean762": ("speechocean762 read English (OpenSLR 101)", "CC-BY-4.0"),
     "wesnoth": ("Battle for Wesnoth music (Debian wesnoth-1.16-music)", "GPL-2.0-or-later"),
-    "/synth/train.jsonl": ("kws synth renderings (espeak-ng, flite, festival, hibari, piper)",
+    "/synth/": ("kws synth renderings (espeak-ng, flite, festival, hibari, piper)",
                            "generated speech; each engine's licence is in its report.json"),
     "activations.jsonl": ("false alarms cut from the negatives above (kws mine, kws listen)",
                           "that of the audio they were cut from"),
@@ -44,7 +44,8 @@ def license_of(path: str) -> dict[str, str]:
 def data_sources(cfg: Config) -> list[dict[str, str]]:
     d = cfg.data
     paths = [p for folders in d.keyword_dirs.values() for p in folders]
-    paths += list(d.negative_dirs) + list(d.eval_negative_dirs) + list(d.noise_dirs)
+    paths += list(d.negative_dirs) + list(d.confusable_dirs) + list(d.eval_negative_dirs)
+    paths += list(d.noise_dirs)
     paths += list(d.manifests)
     return [license_of(p) for p in dict.fromkeys(paths)]
 

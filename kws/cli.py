@@ -160,7 +160,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     opts = EvalOptions(tuple(args.model), args.config, args.split, tuple(args.positive),
                        parse_ranges(args.ranges), tuple(args.negatives), args.noise, args.snr,
                        args.stream, args.labels, args.keyword, args.smoothing, args.min_steps,
-                       args.refractory, args.out, args.seed)
+                       args.refractory, args.out, args.seed, tuple(args.exclude))
     print(markdown_table(run_eval(opts)))
     return 0
 
@@ -532,6 +532,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only numbered positive files A..B of KW (e.g. alexa=150-199)")
     p.add_argument("--negatives", action="append", type=Path, default=[], metavar="FOLDER",
                    help="folder of negative audio (repeatable; added to the split's)")
+    p.add_argument("--exclude", action="append", type=Path, default=[], metavar="FOLDER",
+                   help="never use the config split's files under FOLDER as negatives "
+                        "(repeatable; e.g. the recordings of the phrase being tested)")
     p.add_argument("--stream", type=Path, metavar="FILE",
                    help="one long recording to evaluate on instead (with --labels and --keyword)")
     p.add_argument("--labels", type=Path, metavar="FILE",

@@ -35,6 +35,8 @@ def test_export_writes_all_files_and_a_complete_manifest(tiny_export):
     ("/home/me/runs/default/synth/train.jsonl",
      "generated speech; each engine's licence is in its report.json"),
     ("runs/ft/run/activations.jsonl", "that of the audio they were cut from"),
+    ("/home/me/runs/mirror/synth/confusable",
+     "generated speech; each engine's licence is in its report.json"),
     ("/home/me/my-recordings", "unknown: check the source"),
 ])
 def test_every_corpus_of_the_default_config_has_its_licence(path, licence):

@@ -149,3 +149,18 @@ def test_eval_cli_on_a_labelled_stream(tiny_run, tiny_export, tmp_path):
                            "--stream", str(tmp_path / "stream.wav"), "--keyword", "up"],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "--stream needs --labels FILE and --keyword NAME" in proc.stderr
+
+
+def test_excluded_folders_never_give_negatives(tiny_run):
+    """--exclude: the config split's files under a folder are left out of the negatives."""
+    from kws.core.config import load_config
+    from kws.eval.harness import EvalOptions, gather_audio
+
+    root = tiny_run[0]
+    cfg = load_config(root / "tiny.toml")
+    everything = gather_audio(EvalOptions(("m",)), ("up", "down"), cfg)
+    assert any(p.parent.name == "negatives" for p, _ in everything[1])
+    opts = EvalOptions(("m",), negatives=(root / "noise",), exclude=(root / "negatives",))
+    _, negatives, _, sources = gather_audio(opts, ("up", "down"), cfg)
+    assert [p.name for p, _ in negatives] == ["white.wav"]  # --negatives folders stay
+    assert sources["excluded"] == [str(root / "negatives")]

@@ -33,15 +33,17 @@ def corpus(tmp_path, monkeypatch):
 
 def built(root, other=False):
     """A trainer of the tiny config with its pool built; ``other`` trains "up" on other clips
-    (its recordings played backwards: another word, the same negative corpora)."""
+    (its recordings played backwards: another word) with confusables of its own, on the same
+    negative corpora."""
     path = write_config(root, feature_pool=POOL)
     if other:
-        backwards = root / "keywords" / "backwards"
-        backwards.mkdir(exist_ok=True)
-        for clip in (root / "keywords" / "up").iterdir():
-            wave, rate = soundfile.read(clip, dtype="float32")
-            soundfile.write(backwards / clip.name, wave[::-1], rate)
+        for source, made in (("keywords/up", "keywords/backwards"), ("negatives", "confusable")):
+            (root / made).mkdir(exist_ok=True)
+            for clip in (root / source).iterdir():
+                wave, rate = soundfile.read(clip, dtype="float32")
+                soundfile.write(root / made / clip.name, wave[::-1], rate)
         text = path.read_text().replace('up = ["keywords/up"]', 'up = ["keywords/backwards"]')
+        text = text.replace("[data]\n", '[data]\nconfusable_dirs = ["confusable"]\n')
         path = root / "other.toml"
         path.write_text(text)
     trainer = Trainer(load_config(path), root / "run", device="cpu")
@@ -68,6 +70,7 @@ def test_corpus_sequences_are_cached_once_and_shared_by_other_keywords(corpus, m
         stage) or original(make, n, size, progress, stage))
     second = built(corpus, other=True)
     assert stages == ["feature pool: keyword sequences"]  # the corpus part came from disk
+    assert any(p.parent.name == "confusable" for p, _ in second.train_clips.negatives)
     assert torch.equal(second.pool[0][:n_corpus], feats[:n_corpus])
     assert not torch.equal(second.pool[0][n_corpus:], feats[n_corpus:])
     assert len(cached(corpus)) == 1

@@ -204,7 +204,9 @@ def test_train_from_a_phrase_uses_no_real_recording(tmp_path):
     assert cfg.model.keywords == ("smart_mirror",)
     assert cfg.data.keyword_dirs == {"smart_mirror": (str((tmp_path / "synth" / "positive")
                                                           .resolve()),)}
-    assert cfg.data.negative_dirs[-1].endswith("confusable")
+    assert cfg.data.confusable_dirs == (str((tmp_path / "synth" / "confusable").resolve()),)
+    assert cfg.data.negative_dirs == tuple(str(base.resolve(d).resolve())
+                                           for d in base.data.negative_dirs)
     from kws.train.run import train
 
     result = train(cfg, tmp_path / "run", progress=False)

@@ -147,6 +147,9 @@ class DataConfig:
         negative_dirs: folders of negative audio of any length (searched recursively).
         eval_negative_dirs: folders of long negative audio kept out of training (false alarms/hour).
         noise_dirs: folders of background noise for augmentation.
+        confusable_dirs: folders of negatives made for these keywords (``kws synth``
+            confusables): split and used like ``negative_dirs``, but never part of the feature
+            cache that other keywords share (:mod:`kws.train.pool`).
         manifests: JSONL files with lines {"path", "label", "speaker", "split"}.
         val_fraction: share of speakers (a file without speaker is its own) used for validation.
         test_fraction: share of keyword speakers held out for test (besides holdout ranges).
@@ -169,6 +172,7 @@ class DataConfig:
     negative_dirs: tuple[str, ...] = ()
     eval_negative_dirs: tuple[str, ...] = ()
     noise_dirs: tuple[str, ...] = ()
+    confusable_dirs: tuple[str, ...] = ()
     manifests: tuple[str, ...] = ()
     val_fraction: float = 0.1
     test_fraction: float = 0.1
@@ -186,7 +190,8 @@ class DataConfig:
                            {k: tuple(v) for k, v in dict(self.keyword_dirs).items()})
         object.__setattr__(self, "holdout", {k: tuple(tuple(r) for r in v)
                                              for k, v in dict(self.holdout).items()})
-        for name in ("negative_dirs", "eval_negative_dirs", "noise_dirs", "manifests"):
+        for name in ("negative_dirs", "eval_negative_dirs", "noise_dirs", "confusable_dirs",
+                     "manifests"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         for name in ("val_fraction", "test_fraction", "negative_test_fraction",
                      "negative_val_fraction"):

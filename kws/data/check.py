@@ -55,6 +55,7 @@ def config_folders(cfg: Config) -> list[tuple[str, str]]:
     d = cfg.data
     out = [(f"keyword {kw}", f) for kw, folders in d.keyword_dirs.items() for f in folders]
     out += [("negatives", f) for f in d.negative_dirs]
+    out += [("confusables", f) for f in d.confusable_dirs]
     out += [("held-out negatives", f) for f in d.eval_negative_dirs]
     out += [("noise", f) for f in d.noise_dirs]
     return out

@@ -159,7 +159,7 @@ def collect(cfg: Config) -> list[Utterance]:
         test_fraction = 0.0 if d.holdout.get(kw) else d.test_fraction
         keyword_utts += assign_splits(utts, d.val_fraction, test_fraction, d.seed)
     negative_utts: list[Utterance] = []
-    for folder in d.negative_dirs:
+    for folder in d.negative_dirs + d.confusable_dirs:
         negative_utts += read_negative_folder(cfg.resolve(folder))
     for folder in d.eval_negative_dirs:
         negative_utts += read_negative_folder(cfg.resolve(folder), split="test")
@@ -221,7 +221,7 @@ def load_noise(cfg: Config) -> list[np.ndarray]:
 
 def from_corpora(cfg: Config, clips: Clips) -> Clips:
     """``clips`` with only the negatives found in ``cfg.data.negative_dirs`` (not those of
-    manifests, such as a phrase's synthetic confusables)."""
+    ``confusable_dirs`` or manifests, which are made for the keywords)."""
     roots = [cfg.resolve(folder).resolve() for folder in cfg.data.negative_dirs]
     kept = [(p, w) for p, w in clips.negatives
             if any(Path(p).resolve().is_relative_to(r) for r in roots)]

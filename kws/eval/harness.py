@@ -45,6 +45,8 @@ class EvalOptions:
         stream, labels, keyword: one long labelled recording instead (Picovoice format).
         smoothing_steps, min_steps, refractory_s: decision settings in place of each engine's.
         out: report folder.
+        exclude: folders whose files are never used as negatives (a phrase's own recordings
+            when the config's split holds them among other wake words).
     """
 
     models: tuple[str, ...]
@@ -63,6 +65,7 @@ class EvalOptions:
     refractory_s: float | None = None
     out: Path = Path("eval")
     seed: int = 0
+    exclude: tuple[Path, ...] = ()
 
 
 def parse_ranges(specs: list[str]) -> dict[str, tuple[int, int]]:
@@ -91,8 +94,12 @@ def gather_audio(opts: EvalOptions, keywords: tuple[str, ...], cfg: Config | Non
     if cfg is not None:  # the config's split: its negatives, and positives unless --positive
         split = corpora.load_split(corpora.collect(cfg), opts.split, keywords,
                                    cfg.frontend.sample_rate)
-        negatives += split.negatives
+        excluded = [Path(folder).resolve() for folder in opts.exclude]
+        negatives += [(p, w) for p, w in split.negatives
+                      if not any(Path(p).resolve().is_relative_to(e) for e in excluded)]
         sources["negatives"].append(f"config split '{opts.split}'")
+        if excluded:
+            sources["excluded"] = [str(folder) for folder in opts.exclude]
         if not opts.positives:
             for kw in keywords:
                 positives[kw] = [(p, w) for p, w in split.positives.get(kw, [])

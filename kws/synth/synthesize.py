@@ -153,8 +153,8 @@ def synthetic_config(cfg, phrase: str, folder: Path, count: int, seed: int = 0, 
     name = keyword_name(phrase)
     data = dataclasses.replace(
         cfg.data, keyword_dirs={name: (str((folder / "positive").resolve()),)}, holdout={},
-        negative_dirs=tuple(str(cfg.resolve(d).resolve()) for d in cfg.data.negative_dirs)
-        + (str((folder / "confusable").resolve()),),
+        negative_dirs=tuple(str(cfg.resolve(d).resolve()) for d in cfg.data.negative_dirs),
+        confusable_dirs=(str((folder / "confusable").resolve()),),
         eval_negative_dirs=tuple(str(cfg.resolve(d).resolve())
                                  for d in cfg.data.eval_negative_dirs),
         noise_dirs=tuple(str(cfg.resolve(d).resolve()) for d in cfg.data.noise_dirs))
