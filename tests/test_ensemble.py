@@ -91,6 +91,19 @@ def test_members_share_one_feature_pool(ensemble_run, monkeypatch):
     assert built == [cfg.train.seed]
 
 
+def test_members_share_one_set_of_rooms(ensemble_run, monkeypatch):
+    """Room impulse responses follow the pool's seed: simulated (or read) once for all members."""
+    from kws.train import augment
+
+    cfg, _, out = ensemble_run
+    seeds = []
+    original = augment.simulate_rirs
+    monkeypatch.setattr(augment, "simulate_rirs",
+                        lambda count, seed, *a, **k: seeds.append(seed) or original(count, seed))
+    train(cfg, out.parent / "rooms", progress=False)
+    assert len(seeds) == 3 and set(seeds) == {cfg.train.seed}  # two members and the merge
+
+
 def test_resume_keeps_finished_members(ensemble_run, monkeypatch):
     from kws.train.trainer import Trainer
 

@@ -99,7 +99,8 @@ class Trainer:
             raise ValueError("no validation negatives: validation measures false alarms per "
                              "hour (add negative audio or raise [data] val_fraction)")
         noise = corpora.load_noise(cfg)
-        rirs = augment.simulate_rirs(cfg.augment.n_rirs, cfg.train.seed) \
+        # rooms follow the pool's seed: ensemble members share one set (simulated once)
+        rirs = augment.simulate_rirs(cfg.augment.n_rirs, self.pool_seed) \
             if cfg.augment.reverb_prob > 0 else []
         self.train_clips = train
         self.maker = SequenceMaker(train, cfg.model.keywords, noise, rirs, cfg.augment,
