@@ -1,6 +1,6 @@
 """Do false-alarm budgets hold on audio the model was not calibrated on?
 
-    python benchmarks/budgets.py --model kws/default_model --config configs/default-next.toml \
+    python benchmarks/budgets.py --model kws/default_model --config configs/default.toml \
         [--budgets 0.1 0.5 1 2] [--group speechocean762] [-o budgets.json]
 
 For each budget B, takes the thresholds ``--max-fa-per-hour B`` would pick (from the model's

@@ -150,9 +150,10 @@ def main() -> None:
         delay = r["delay_s"]["median"]
         print(f"| {phrase}{mark} | {r['clips']} | {miss} | {fired}/{n} "
               f"| {'none heard' if delay is None else f'{delay:.2f}'} |")
-    median = np.median([r["miss_rate"]["0.5"] for r in results.values() if not r["tuning"]]
-                       or [np.nan])
-    print(f"\nmedian miss at 0.5 FA/h over the untouched phrases: {100 * median:.1f}%")
+    untouched = [r["miss_rate"]["0.5"] for r in results.values() if not r["tuning"]]
+    if untouched:
+        print(f"\nmedian miss at 0.5 FA/h over the {len(untouched)} untouched phrases: "
+              f"{100 * np.median(untouched):.1f}%")
 
 
 if __name__ == "__main__":
