@@ -57,9 +57,7 @@ CONFUSABLE_SEED = 1000  # training renders with [data] seed (0): these are other
 
 def without(cfg: Config, folders: list[Path]) -> Config:
     """``cfg`` with every negative folder that is, or lies inside, one of ``folders`` removed."""
-    drop = [f.resolve() for f in folders]
-    kept = tuple(d for d in cfg.data.negative_dirs
-                 if not any(cfg.resolve(d).resolve().is_relative_to(f) for f in drop))
+    kept = tuple(d for d in cfg.data.negative_dirs if not corpora.inside(cfg.resolve(d), folders))
     return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, negative_dirs=kept))
 
 

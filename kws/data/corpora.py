@@ -219,10 +219,14 @@ def load_noise(cfg: Config) -> list[np.ndarray]:
     return [w for _, w in load_many(noise_paths(cfg), cfg.frontend.sample_rate).clips]
 
 
+def inside(path: str | Path, folders: list[Path]) -> bool:
+    """Whether ``path`` is one of ``folders`` or lies below one (resolved: links followed)."""
+    path = Path(path).resolve()
+    return any(path.is_relative_to(Path(f).resolve()) for f in folders)
+
+
 def from_corpora(cfg: Config, clips: Clips) -> Clips:
     """``clips`` with only the negatives found in ``cfg.data.negative_dirs`` (not those of
     ``confusable_dirs`` or manifests, which are made for the keywords)."""
-    roots = [cfg.resolve(folder).resolve() for folder in cfg.data.negative_dirs]
-    kept = [(p, w) for p, w in clips.negatives
-            if any(Path(p).resolve().is_relative_to(r) for r in roots)]
-    return Clips(clips.positives, kept, 0)
+    roots = [cfg.resolve(folder) for folder in cfg.data.negative_dirs]
+    return Clips(clips.positives, [(p, w) for p, w in clips.negatives if inside(p, roots)], 0)

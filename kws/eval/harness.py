@@ -94,11 +94,10 @@ def gather_audio(opts: EvalOptions, keywords: tuple[str, ...], cfg: Config | Non
     if cfg is not None:  # the config's split: its negatives, and positives unless --positive
         split = corpora.load_split(corpora.collect(cfg), opts.split, keywords,
                                    cfg.frontend.sample_rate)
-        excluded = [Path(folder).resolve() for folder in opts.exclude]
         negatives += [(p, w) for p, w in split.negatives
-                      if not any(Path(p).resolve().is_relative_to(e) for e in excluded)]
+                      if not corpora.inside(p, list(opts.exclude))]
         sources["negatives"].append(f"config split '{opts.split}'")
-        if excluded:
+        if opts.exclude:
             sources["excluded"] = [str(folder) for folder in opts.exclude]
         if not opts.positives:
             for kw in keywords:

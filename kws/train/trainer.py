@@ -102,10 +102,8 @@ class Trainer:
         # rooms follow the pool's seed: ensemble members share one set (simulated once)
         rirs = augment.simulate_rirs(cfg.augment.n_rirs, self.pool_seed) \
             if cfg.augment.reverb_prob > 0 else []
-        self.train_clips = train
-        self.maker = SequenceMaker(train, cfg.model.keywords, noise, rirs, cfg.augment,
-                                   cfg.train.sequence_s, cfg.train.positive_share,
-                                   cfg.frontend.sample_rate, cfg.train.negative_draw)
+        self.train_clips, self.noise, self.rirs = train, noise, rirs
+        self.maker = self.sequence_maker(train, cfg.train.positive_share)
         self.val_pos = prepare_positives(val.positives, cfg.model.keywords, noise, VAL_SNR_DB,
                                          seed=cfg.train.seed)
         self.val_neg = val.negatives
@@ -117,6 +115,14 @@ class Trainer:
         log.info("splits (label: train/val/test): %s", json.dumps(table))
         log.info("skipped %d unreadable files", summary["skipped_files"])
         return summary
+
+    def sequence_maker(self, clips: corpora.Clips, positive_share: float,
+                       partial_share: float = PARTIAL_KEYWORD_SHARE) -> SequenceMaker:
+        """A :class:`SequenceMaker` of this run's settings, noise and rooms over ``clips``."""
+        c = self.cfg
+        return SequenceMaker(clips, c.model.keywords, self.noise, self.rirs, c.augment,
+                             c.train.sequence_s, positive_share, c.frontend.sample_rate,
+                             c.train.negative_draw, partial_share)
 
     def batch(self, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
         """Features ``(B, T, n_mels)`` plus labels and keyword bounds in steps: fresh sequences,
@@ -133,16 +139,12 @@ class Trainer:
         cfg, t = self.cfg, self.cfg.train
         n_corpus, positive, partial = pool.pool_sizes(t.feature_pool, t.positive_share,
                                                       PARTIAL_KEYWORD_SHARE)
-        own = SequenceMaker(self.train_clips, cfg.model.keywords, self.maker.noise,
-                            self.maker.rirs, cfg.augment, t.sequence_s, positive,
-                            cfg.frontend.sample_rate, t.negative_draw, partial)
+        own = self.sequence_maker(self.train_clips, positive, partial)
         rng = np.random.default_rng([self.pool_seed, 777, self.rank])
         keyword_part = pool.draw(lambda: self.draw(rng, own.make), t.feature_pool - n_corpus,
                                  t.batch_size, progress, "feature pool: keyword sequences")
         corpus = corpora.from_corpora(cfg, self.train_clips)
-        maker = SequenceMaker(corpus, cfg.model.keywords, self.maker.noise, self.maker.rirs,
-                              cfg.augment, t.sequence_s, 0.0, cfg.frontend.sample_rate,
-                              t.negative_draw)
+        maker = self.sequence_maker(corpus, 0.0)
         corpus_rng = np.random.default_rng([self.pool_seed, 778, self.rank])
         key = pool.corpus_key(cfg, [p for p, _ in corpus.negatives], corpora.noise_paths(cfg),
                               n_corpus, (self.pool_seed, t.seed), self.rank)
