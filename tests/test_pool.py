@@ -31,11 +31,13 @@ def corpus(tmp_path, monkeypatch):
     return make_corpus(tmp_path / "corpus")
 
 
-def built(root, other=False):
+def built(root, other=False, stack_frames=3):
     """A trainer of the tiny config with its pool built; ``other`` trains "up" on other clips
     (its recordings played backwards: another word) with confusables of its own, on the same
     negative corpora."""
     path = write_config(root, feature_pool=POOL)
+    text = path.read_text().replace("[model]\n", f"[model]\nstack_frames = {stack_frames}\n")
+    path.write_text(text)
     if other:
         for source, made in (("keywords/up", "keywords/backwards"), ("negatives", "confusable")):
             (root / made).mkdir(exist_ok=True)
@@ -82,6 +84,13 @@ def test_a_changed_negative_file_makes_a_new_cache_entry(corpus):
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
     built(corpus)
     assert len(cached(corpus)) == 2
+
+
+def test_another_model_step_makes_a_new_cache_entry(corpus):
+    """Features are cropped to whole model steps, so the step is part of the key."""
+    three, one = built(corpus), built(corpus, stack_frames=1)
+    assert len(cached(corpus)) == 2
+    assert len(three.pool[0]) == len(one.pool[0]) == POOL
 
 
 def test_an_unreadable_cache_file_is_computed_again(corpus, caplog):

@@ -6,10 +6,10 @@ run draws N sequences once. Half of the negative sequences come from the negativ
 keyword trained on the same corpora with the same augmentation. Their features are cached on
 disk (``$KWS_CACHE``, default ``~/.cache/kws``) under a key of everything they depend on: the
 files (path, size, modification time), the frontend, augmentation and sequence settings, the
-seeds, and the source of the modules that make them. The other sequences (every positive, the
-partial keywords, the negatives that may hold confusables) are drawn for the run, with the
-shares set so the pool as a whole keeps ``positive_share`` positives and as many partial
-keywords as fresh sequences would have.
+model's step (features are cropped to whole steps), the seeds, and the source of the modules
+that make them. The other sequences (every positive, the partial keywords, the negatives that
+may hold confusables) are drawn for the run, with the shares set so the pool as a whole keeps
+``positive_share`` positives and as many partial keywords as fresh sequences would have.
 """
 
 from __future__ import annotations
@@ -32,9 +32,12 @@ log = logging.getLogger(__name__)
 CORPUS_SHARE = 0.5  # of the pool's negative sequences: corpus audio alone, cached
 FORMAT = 1
 POOL_COLUMNS = ("features", "labels", "start", "end")
-# the modules whose code decides what a corpus sequence and its features are
-SOURCES = ("kws/train/sequences.py", "kws/train/augment.py", "kws/core/mixing.py",
-           "kws/features/__init__.py", "kws/features/logmel.py", "kws/features/embedding.py")
+# the modules whose code decides what a corpus sequence and its features are (decoding,
+# mixing, augmentation, drawing, features, cropping)
+SOURCES = ("kws/core/audio.py", "kws/core/resample.py", "kws/core/mixing.py",
+           "kws/train/sequences.py", "kws/train/augment.py", "kws/train/trainer.py",
+           "kws/train/model.py", "kws/features/__init__.py", "kws/features/logmel.py",
+           "kws/features/embedding.py")
 
 Batch = tuple[torch.Tensor, ...]  # features (B, T, F) float32, labels, start, end (B,) int64
 
@@ -73,6 +76,7 @@ def corpus_key(cfg, negatives: Sequence[Path], noise: Sequence[Path], count: int
     for name in SOURCES:
         code.update((root / name).read_bytes())
     inputs = {"format": FORMAT, "frontend": to_dict(cfg.frontend), "augment": to_dict(cfg.augment),
+              "stack_frames": cfg.model.stack_frames,  # features are cropped to whole steps
               "sequence_s": cfg.train.sequence_s, "negative_draw": cfg.train.negative_draw,
               "batch_size": cfg.train.batch_size, "count": count, "seed": seed, "rank": rank,
               "negatives": file_list(negatives), "noise": file_list(noise),
