@@ -1,134 +1,26 @@
-"""The ``kws`` command: parses arguments into the library's dataclasses and calls it.
-
-Commands that need an extra (torch for train/export, matplotlib for eval, ...) import it only
-when they run and say which extra to install when it is missing, so the runtime commands work on
-a device with only the base install.
-"""
+"""The ``kws`` argument parser: every command, its options with units and defaults, and the
+parsing of ``KEYWORD=VALUE`` options."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import logging
-import sys
 from pathlib import Path
 
 from kws import __version__
-
-log = logging.getLogger("kws")
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    from kws.core.config import load_config
-    from kws.core.extras import require
-
-    require("torch", "train", "kws train")
-    from kws.train.run import train
-
-    cfg = load_config(args.config)
-    out = Path(args.out or Path("runs") / Path(args.config).stem)
-    if args.keyword:
-        from kws.synth.synthesize import synthetic_config
-
-        # the rendering is data: it follows [data] seed, so another training seed (or
-        # ensemble member) reuses it
-        cfg = synthetic_config(cfg, args.keyword, out / "synth", args.synth_count, cfg.data.seed,
-                               progress_bar("synthesising", args))
-    elif cfg.data.synth_positives or cfg.data.synth_confusables:
-        from kws.synth.synthesize import with_synthetic_voices
-
-        cfg = with_synthetic_voices(cfg, out / "synth", progress_bar("synthesising", args))
-    result = train(cfg, out, resume=args.resume, progress=not args.quiet)
-    print(json.dumps({"run": str(out), "best_val_miss": result["best"],
-                      "parameters": result["parameters"],
-                      "train_seconds": round(result["train_seconds"], 1)}))
-    return 0
-
-
-def cmd_finetune(args: argparse.Namespace) -> int:
-    """kws finetune MODEL --negatives DIR -o OUT: fine-tune, export, compare."""
-    import dataclasses
-
-    from kws.core.config import build, load_config
-    from kws.core.contract import MANIFEST, load_manifest
-    from kws.core.extras import require
-
-    require("torch", "train", "kws finetune")
-    from kws.core.config import ModelConfig
-    from kws.eval.compare import compare, markdown
-    from kws.export.exporter import export_model
-    from kws.export.graph import state_dict_from_export
-    from kws.train.checkpoint import load_model
-    from kws.train.finetune import finetune
-
-    source, out = Path(args.model), Path(args.out)
-    if (source / MANIFEST).is_file():
-        if not args.config:
-            raise ValueError("an exported model needs --config: the training data to keep it "
-                             "from forgetting (e.g. the config it was trained with)")
-        manifest = load_manifest(source)
-        init = state_dict_from_export(source / "model.onnx", manifest.frontend.n_mels)
-        model_cfg = build(ModelConfig, manifest.raw.get("model", {}), "model")
-        own = dataclasses.replace(load_config(args.config), model=model_cfg,
-                                  frontend=manifest.frontend,
-                                  decision=dataclasses.replace(manifest.rule, thresholds={}))
-        before = source
-    else:
-        model, own = load_model(source)
-        init = model.state_dict()
-        if args.config:
-            own = dataclasses.replace(load_config(args.config), model=own.model,
-                                      frontend=own.frontend, decision=own.decision)
-        before = out / "before"
-        export_model(source, before)
-    result = finetune(own, init, args.negatives, out / "run", args.epochs, args.lr,
-                      progress=not args.quiet)
-    export_model(out / "run", out / "model")
-    report = compare(before, out / "model", own, args.negatives)
-    report["activations"] = result["activations"]
-    (out / "finetune.json").write_text(json.dumps(report, indent=2))
-    print(markdown({k: v for k, v in report.items() if k in ("before", "after")}))
-    print(f"fine-tuned model: {out / 'model'}")
-    return 0
-
-
-def cmd_mine(args: argparse.Namespace) -> int:
-    """kws mine MODEL -o DIR: the hardest training negatives, saved as false alarms."""
-    import dataclasses
-
-    from kws.core.config import load_config
-    from kws.core.extras import require
-
-    require("torch", "train", "kws mine")
-    from kws.train.checkpoint import load_model
-    from kws.train.mining import mine
-
-    model, cfg = load_model(args.model)
-    if args.config:
-        cfg = dataclasses.replace(load_config(args.config), model=cfg.model,
-                                  frontend=cfg.frontend, decision=cfg.decision)
-    saved = mine(model, cfg, args.out, args.count, args.split, progress_bar("mining", args))
-    print(f"{len(saved)} false alarms in {args.out}: kws finetune {args.model} --negatives "
-          f"{args.out} -o OUT")
-    return 0
-
-
-def progress_bar(name: str, args: argparse.Namespace):
-    """A tqdm wrapper for a long loop (none with --quiet or without tqdm)."""
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return iter
-    return lambda items: tqdm(items, desc=name, disable=None if not args.quiet else True)
-
-
-def cmd_synth(args: argparse.Namespace) -> int:
-    from kws.synth.synthesize import synthesize
-
-    report = synthesize(args.phrase, args.out, args.count, args.seed, args.confusables,
-                        progress_bar("synthesising", args))
-    print(json.dumps(report, indent=2))
-    return 0
+from kws.cli.spotting import cmd_bench, cmd_detect, cmd_info, cmd_listen, cmd_serve
+from kws.cli.training import (
+    cmd_data,
+    cmd_eval,
+    cmd_export,
+    cmd_finetune,
+    cmd_firmware,
+    cmd_mine,
+    cmd_record,
+    cmd_review,
+    cmd_synth,
+    cmd_train,
+    cmd_verify,
+)
 
 
 def parse_pair(spec: str, option: str, example: str) -> tuple[str, str]:
@@ -151,45 +43,6 @@ def parse_threshold(spec: str) -> tuple[str, float]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"--threshold {spec!r}: {value!r} is not a number; "
                                          "expected KEYWORD=VALUE, e.g. alexa=0.7") from None
-
-
-def cmd_eval(args: argparse.Namespace) -> int:
-    from kws.eval.harness import EvalOptions, parse_ranges, run_eval
-    from kws.eval.report import markdown_table
-
-    opts = EvalOptions(tuple(args.model), args.config, args.split, tuple(args.positive),
-                       parse_ranges(args.ranges), tuple(args.negatives), args.noise, args.snr,
-                       args.stream, args.labels, args.keyword, args.smoothing, args.min_steps,
-                       args.refractory, args.out, args.seed, tuple(args.exclude))
-    print(markdown_table(run_eval(opts)))
-    return 0
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    from kws.core.extras import require
-
-    require("torch", "train", "kws export")
-    from kws.export.exporter import VerificationError, export_model
-
-    try:
-        report = export_model(args.source, args.out)
-    except VerificationError as e:
-        print(e)
-        return 1
-    print(report)
-    return 0
-
-
-def cmd_verify(args: argparse.Namespace) -> int:
-    from kws.core.extras import require
-
-    require("onnx", "eval", "kws verify")
-    from kws.export.verify import verify_folder
-
-    report = verify_folder(Path(args.model_dir))
-    print(report)
-    return 0 if report.ok else 1
-
 
 def add_rule_settings(p: argparse.ArgumentParser, default: str) -> None:
     """--refractory, --smoothing and --min-steps: the decision rule's settings."""
@@ -228,233 +81,6 @@ def add_rule_options(p: argparse.ArgumentParser, models: bool = False) -> None:
                    help="model steps per onnxruntime call (default: about 90 ms of steps: 3 of "
                         "a log-mel model's 30 ms, 1 of a speech embedding model's 80 ms; 1 for "
                         "the lowest latency, 60 ms less at a third more CPU)")
-
-
-def load_models(args: argparse.Namespace, folders: list) -> list:
-    """(model, decision rule) for each folder (None: the bundled model), with the shared
-    options applied; a --threshold must name a keyword of one of them."""
-    from kws.runtime import OnnxModel, Spotter, model_rule
-
-    models = [OnnxModel(folder) for folder in folders]
-    thresholds = dict(args.threshold)
-    known = {kw for m in models for kw in m.keywords}
-    unknown = sorted(set(thresholds) - known)
-    if unknown:
-        raise ValueError(f"thresholds for unknown keyword(s) {unknown}; the model(s) have "
-                         f"{sorted(known)}")
-    out = []
-    for model in models:
-        rule = model_rule(model.manifest, {k: v for k, v in thresholds.items()
-                                           if k in model.keywords},
-                          args.max_fa_per_hour, args.smoothing, args.min_steps, args.refractory)
-        Spotter(model, rule, args.steps_per_call)  # fail now on a bad setting
-        out.append((model, rule))
-    return out
-
-
-def load_spotting(args: argparse.Namespace):
-    """(model, a factory of fresh spotters) from the shared options, checked before any
-    audio."""
-    from kws.runtime import Spotter
-
-    ((model, rule),) = load_models(args, [args.model])
-    return model, lambda: Spotter(model, rule, args.steps_per_call)
-
-
-def cmd_detect(args: argparse.Namespace) -> int:
-    from kws.apps.detect import detect_files
-    from kws.runtime import default_model_dir
-
-    files = args.files or [default_model_dir() / "demo.flac"]
-    if args.scores and len(files) != 1:
-        raise ValueError("--scores writes one file's scores: give exactly one FILE")
-    _, new_spotter = load_spotting(args)
-    return detect_files(files, new_spotter, args.chunk_ms, args.scores)
-
-
-def cmd_listen(args: argparse.Namespace) -> int:
-    from kws.apps.detect import emit
-    from kws.apps.listen import ListenConfig, Listener, list_devices
-
-    if args.list_devices:
-        print(list_devices())
-        return 0
-    device = int(args.device) if args.device and args.device.isdigit() else args.device
-    _, new_spotter = load_spotting(args)
-    cfg = ListenConfig(device, args.block_ms, args.exec_cmd, args.save_detections,
-                       args.max_seconds, args.rate)
-    listener = Listener(new_spotter(), cfg, emit)
-    listener.install_signal_handlers()
-    listener.run()
-    return 0
-
-
-def cmd_record(args: argparse.Namespace) -> int:
-    from kws.apps.record import RecordConfig, Recorder
-    from kws.core.checks import check_keyword_name
-
-    check_keyword_name(args.keyword, "KEYWORD")
-    device = int(args.device) if args.device and args.device.isdigit() else args.device
-    cfg = RecordConfig(args.keyword, args.out, args.count, args.seconds, args.pause,
-                       args.max_takes, device, args.rate)
-    written = Recorder(cfg).run()
-    return 0 if len(written) == cfg.count else 1
-
-
-def cmd_review(args: argparse.Namespace) -> int:
-    from kws.apps.review import read_activations, review
-
-    if args.list:
-        for activation in read_activations(args.folder):
-            print(activation.line())
-        return 0
-
-    def ask(prompt: str) -> str:
-        try:
-            return input(prompt)
-        except EOFError:
-            return "q"
-
-    review(args.folder, ask, sys.stdout, play=not args.no_play)
-    return 0
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from kws.apps.wyoming import ServeConfig, WakeService, serve
-    from kws.core.contract import MANIFEST
-
-    if args.debug:
-        logging.getLogger().setLevel(logging.DEBUG)
-    folders = list(args.model)
-    for parent in map(Path, args.custom_model_dir):
-        if not parent.is_dir():
-            raise FileNotFoundError(f"--custom-model-dir {parent}: no such folder")
-        found = sorted(p for p in parent.iterdir() if (p / MANIFEST).is_file())
-        if not found:
-            raise ValueError(f"--custom-model-dir {parent}: no exported model folder inside")
-        folders += found
-    cfg = ServeConfig(args.uri, args.max_connections, args.idle_timeout, args.read_timeout,
-                      args.zeroconf)
-    service = WakeService(load_models(args, folders or [None]), args.steps_per_call)
-    try:
-        asyncio.run(serve(service, cfg))
-    except KeyboardInterrupt:
-        log.info("stopped")
-    return 0
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    from kws.apps.bench import run_bench, write
-
-    model, new_spotter = load_spotting(args)
-    result = run_bench(model, new_spotter, args.seconds, args.paced_seconds, args.vs)
-    print(write(result, args.out))
-    return 0
-
-
-def cmd_firmware(args: argparse.Namespace) -> int:
-    """``kws firmware MODEL_DIR -o OUT`` or ``kws firmware verify MODEL_DIR [AUDIO...]``."""
-    if args.target[0] == "verify":
-        from kws.firmware.verify import verify_firmware
-        from kws.runtime import default_model_dir
-
-        if len(args.target) < 2:
-            raise ValueError("usage: kws firmware verify MODEL_DIR [AUDIO...]")
-        clips = [Path(p) for p in args.target[2:]] or [default_model_dir() / "demo.flac"]
-        report = verify_firmware(Path(args.target[1]), clips)
-        print(report)
-        return 0 if report.ok else 1
-    from kws.firmware.emit import emit
-
-    if len(args.target) != 1 or not args.out:
-        raise ValueError("usage: kws firmware MODEL_DIR -o OUTDIR")
-    out = emit(Path(args.target[0]), Path(args.out))
-    print((out / "README.md").read_text())
-    return 0
-
-
-def cmd_info(args: argparse.Namespace) -> int:
-    from kws.core.contract import load_manifest
-    from kws.runtime import default_model_dir
-    from kws.runtime.detector import calibration_hours
-
-    manifest = load_manifest(args.model or default_model_dir())
-    if args.json:
-        print(json.dumps(dict(manifest.raw, folder=str(manifest.folder)), indent=2))
-        return 0
-    raw, rule = manifest.raw, manifest.rule
-    hours = calibration_hours(manifest)
-    lines = [f"model: {manifest.folder}",
-             "keywords (default threshold): " + ", ".join(
-                 f"{kw} ({t:g})" for kw, t in rule.thresholds.items()),
-             f"decision rule: {rule.describe()}",
-             f"frontend: {manifest.frontend.kind}, one model step every "
-             f"{manifest.step_s * 1000:g} ms",
-             "calibration: " + (f"{hours:.3g} h of negative audio (one false alarm = "
-                                f"{1 / hours:.3g} FA/h)" if hours else "none recorded"),
-             f"parameters: {raw.get('parameters', '?')}, multiply-accumulates per second of "
-             f"audio: {raw.get('macs_per_second', '?')}",
-             "files: " + ", ".join(f"{name} ({info.get('bytes', 0) / 1024:.1f} KiB)"
-                                   for name, info in manifest.files.items())]
-    lines += ["data sources:"] + [f"  {s.get('dataset')} ({s.get('license')}): {s.get('path')}"
-                                  for s in raw.get("data_sources", [])]
-    print("\n".join(lines))
-    return 0
-
-
-def byte_progress(name: str):
-    """A progress callback for downloads: a tqdm bar when tqdm is there (the eval and train
-    extras), else a log line every 10%."""
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        tqdm = None
-    state = {"bar": None, "logged": -1}
-
-    def update(done: int, total: int) -> None:
-        if tqdm is not None:
-            if state["bar"] is None:
-                state["bar"] = tqdm(total=total or None, initial=done, unit="B",
-                                    unit_scale=True, desc=name, disable=None)
-            state["bar"].update(done - state["bar"].n)
-        elif total and (tenth := 10 * done // total) > state["logged"]:
-            state["logged"] = tenth
-            log.info("%s: %d of %d MB", name, done // 10**6, total // 10**6)
-    return update
-
-
-def cmd_data(args: argparse.Namespace) -> int:
-    from kws.core.config import data_root, load_config
-    from kws.data.catalog import catalog
-
-    corpora = catalog(args.catalog)
-    if args.action == "list":
-        for c in corpora.values():
-            size = f"{c.size / 1e6:,.0f} MB" if c.size else "size unknown"
-            check = "sha256 published" if c.sha256 else "no published checksum"
-            print(f"{c.name}\n  {c.title}\n  licence: {c.license}; {size}; {check}\n"
-                  f"  {c.url}" + (f"\n  about: {c.homepage}" if c.homepage else ""))
-        return 0
-    root = Path(args.out) if args.out else data_root()
-    if args.action == "get":
-        from kws.data.download import get
-
-        unknown = [n for n in args.names if n not in corpora]
-        if unknown:
-            raise ValueError(f"unknown corpus {unknown}; kws data list shows {sorted(corpora)}")
-        for name in args.names:
-            folder = get(corpora[name], root, args.sha256, args.accept_unverified,
-                         byte_progress(name))
-            print(f"{name}: {folder}")
-        return 0
-    from kws.data.check import report
-
-    text, ok = report(root, corpora, load_config(args.config) if args.config else None)
-    print(text)
-    return 0 if ok else 1
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kws", description="Small streaming keyword spotting: "
@@ -689,18 +315,3 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the whole manifest as JSON (calibration table included)")
     p.set_defaults(func=cmd_info)
     return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    try:
-        return int(args.func(args) or 0)
-    except (ValueError, OSError, RuntimeError) as e:  # ManifestError, ConfigError, MissingExtra
-        log.error("%s", e)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,29 @@
+"""The ``kws`` command: parses arguments into the library's dataclasses and calls it.
+
+Commands that need an extra (torch for train/export, matplotlib for eval, ...) import it only
+when they run and say which extra to install when it is missing, so the runtime commands work on
+a device with only the base install.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from kws.cli.parser import build_parser
+
+log = logging.getLogger("kws")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, OSError, RuntimeError) as e:  # ManifestError, ConfigError, MissingExtra
+        log.error("%s", e)
+        return 2
+
+
+__all__ = ["build_parser", "main"]
