@@ -28,7 +28,7 @@ KNOWN_LICENSES = {
     "speechocean762": ("speechocean762 read English (OpenSLR 101)", "CC-BY-4.0"),
     "wesnoth": ("Battle for Wesnoth music (Debian wesnoth-1.16-music)", "GPL-2.0-or-later"),
     "/synth/": ("kws synth renderings (espeak-ng, flite, festival, hibari, piper)",
-                           "generated speech; each engine's licence is in its report.json"),
+                "generated speech; each engine's licence is in its report.json"),
     "activations.jsonl": ("false alarms cut from the negatives above (kws mine, kws listen)",
                           "that of the audio they were cut from"),
 }

@@ -115,7 +115,8 @@ def keyword_name(phrase: str) -> str:
 def rendered(phrase: str, folder: Path, count: int, seed: int = 0,
              confusables: int | None = None, progress=iter) -> list[dict]:
     """The manifest rows of ``folder``, rendered first unless a rendering of the same phrase,
-    seed and counts is already there (1500 renderings take about 20 minutes on 2 cores)."""
+    seed and counts is already there (1500 positives and 1500 confusables took 9 minutes on 2
+    cores, docs/experiments.md 2026-12-02)."""
     report = folder / "report.json"
     wanted = {"positive": count, "confusable": count if confusables is None else confusables}
     old = json.loads(report.read_text()) if report.is_file() else {}
@@ -148,7 +149,7 @@ def with_synthetic_voices(cfg, folder: Path, progress=iter):
 
 def synthetic_config(cfg, phrase: str, folder: Path, count: int, seed: int = 0, progress=iter):
     """``cfg`` retargeted to ``phrase``: synthetic positives (made in ``folder`` unless already
-    there) and its confusables added to the negatives; no real recording of the phrase."""
+    there), its confusables as ``[data] confusable_dirs``; no real recording of the phrase."""
     rendered(phrase, folder, count, seed, progress=progress)
     name = keyword_name(phrase)
     data = dataclasses.replace(
