@@ -91,17 +91,28 @@ def test_members_share_one_feature_pool(ensemble_run, monkeypatch):
     assert built == [cfg.train.seed]
 
 
-def test_members_share_one_set_of_rooms(ensemble_run, monkeypatch):
-    """Room impulse responses follow the pool's seed: simulated (or read) once for all members."""
+def test_members_share_one_loading_of_the_data(ensemble_run, monkeypatch):
+    """The data is loaded, and the rooms simulated, once for both members and the merge; every
+    member and the merge validate on the same audio."""
     from kws.train import augment
+    from kws.train.trainer import Trainer
 
-    cfg, _, out = ensemble_run
-    seeds = []
-    original = augment.simulate_rirs
+    _, _, out = ensemble_run
+    cfg = load_config(write_config(out.parent, epochs=2, members=2, feature_pool=32,
+                                   select='"last"'))
+    seeds, prepared, validated = [], [], []
+    original, prepare, validate = augment.simulate_rirs, Trainer.prepare_data, Trainer.validate
     monkeypatch.setattr(augment, "simulate_rirs",
                         lambda count, seed, *a, **k: seeds.append(seed) or original(count, seed))
+    monkeypatch.setattr(Trainer, "prepare_data", lambda self: prepared.append(self.out.name)
+                        or prepare(self))
+    monkeypatch.setattr(Trainer, "validate", lambda self: validated.append(
+        (self.out.name, id(self.val_pos), id(self.val_neg))) or validate(self))
     train(cfg, out.parent / "rooms", progress=False)
-    assert len(seeds) == 3 and set(seeds) == {cfg.train.seed}  # two members and the merge
+    assert seeds == [cfg.train.seed] and prepared == ["member-0"]
+    # select = "last": only each member's last epoch (of two) and the merge are validated
+    assert [name for name, *_ in validated] == ["member-0", "member-1", "rooms"]
+    assert len({tuple(audio) for _, *audio in validated}) == 1
 
 
 def test_resume_keeps_finished_members(ensemble_run, monkeypatch):

@@ -275,3 +275,34 @@ def test_synthetic_counts_are_checked(tmp_path):
     with pytest.raises(ConfigError, match=r"data.synth_positives = -1 is not allowed; "
                                           r"expected >= 0"):
         load_config(path)
+
+
+def test_renderings_run_side_by_side_and_keep_their_order(tmp_path, monkeypatch):
+    """Engines run in worker threads that finish out of order; the files, the manifest and the
+    report are the same as with one worker, and an engine error is counted, not fatal."""
+    import time
+
+    from kws.synth import synthesize as module
+
+    def fake(voice, text):
+        seed = sum(map(ord, voice.id + text))
+        time.sleep((seed % 5) / 1000)  # later jobs often finish first
+        if seed % 7 == 0:
+            raise RuntimeError(f"{voice.engine} failed on {text!r}")
+        return np.random.default_rng(seed).uniform(-0.3, 0.3, 8000 + seed % 4000) \
+            .astype(np.float32)
+
+    monkeypatch.setattr(module, "render", fake)
+    monkeypatch.setattr(tts, "available", lambda: ["espeak-ng", "flite"])
+    outputs = {}
+    for workers in (1, 4):
+        monkeypatch.setattr(module.os, "cpu_count", lambda: workers)
+        out = tmp_path / str(workers)
+        report = module.synthesize("smart mirror", out, 20, seed=3, confusables=10)
+        files = sorted(p.relative_to(out) for p in out.rglob("*.wav"))
+        outputs[workers] = (report, (out / "manifest.jsonl").read_text(),
+                            [(f, (out / f).read_bytes()) for f in files])
+    assert outputs[1] == outputs[4]
+    report = outputs[1][0]
+    assert report["rejected"].get("engine error", 0) > 0
+    assert sum(report["made"].values()) + sum(report["rejected"].values()) == 30

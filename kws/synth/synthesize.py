@@ -15,13 +15,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from kws.synth import tts
 from kws.synth.phonemes import SENTENCES, confusable_texts, phonemes, pronunciations
-from kws.synth.tts import render
+from kws.synth.tts import Voice, render
 from kws.synth.voices import voices
 from kws.train.augment import change_speed, vtlp
 
@@ -73,27 +75,31 @@ def synthesize(phrase: str, out: Path, count: int, seed: int = 0,
     rejected: dict[str, int] = {}
     made = {"positive": 0, "confusable": 0}
     lines = []
-    for i, (kind, text, voice) in enumerate(progress(jobs)):
-        try:
-            wave = render(voice, text)
-        except RuntimeError as e:
-            rejected["engine error"] = rejected.get("engine error", 0) + 1
-            log.warning("%s", e)
-            continue
-        wave = vtlp(wave, float(rng.uniform(0.9, 1.1)))
-        wave = change_speed(wave, float(rng.uniform(0.9, 1.1)))
-        reason = broken(wave, max_s=4.0 if kind == "positive" else 8.0)
-        if reason:
-            rejected[reason.split(" ")[0]] = rejected.get(reason.split(" ")[0], 0) + 1
-            continue
-        folder = out / kind
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{i:05d}-{voice.id}.wav"
-        soundfile.write(path, wave, 16000, subtype="PCM_16")
-        made[kind] += 1
-        label = phrase if kind == "positive" else "none"
-        lines.append(json.dumps({"path": f"{kind}/{path.name}", "label": label,
-                                 "speaker": voice.id, "text": text}))
+    with ThreadPoolExecutor(os.cpu_count() or 1) as workers:
+        # the engines run side by side (most are separate programs); the results come back in
+        # order, so the random draws below, and the files, do not depend on the worker count
+        results = workers.map(attempt, jobs)
+        for i in progress(range(len(jobs))):
+            kind, text, voice = jobs[i]
+            wave = next(results)
+            if isinstance(wave, RuntimeError):
+                rejected["engine error"] = rejected.get("engine error", 0) + 1
+                log.warning("%s", wave)
+                continue
+            wave = vtlp(wave, float(rng.uniform(0.9, 1.1)))
+            wave = change_speed(wave, float(rng.uniform(0.9, 1.1)))
+            reason = broken(wave, max_s=4.0 if kind == "positive" else 8.0)
+            if reason:
+                rejected[reason.split(" ")[0]] = rejected.get(reason.split(" ")[0], 0) + 1
+                continue
+            folder = out / kind
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{i:05d}-{voice.id}.wav"
+            soundfile.write(path, wave, 16000, subtype="PCM_16")
+            made[kind] += 1
+            label = phrase if kind == "positive" else "none"
+            lines.append(json.dumps({"path": f"{kind}/{path.name}", "label": label,
+                                     "speaker": voice.id, "text": text}))
     (out / "manifest.jsonl").write_text("\n".join(lines) + "\n")
     report = {"phrase": phrase, "phonemes": phonemes(phrase), "engines": engines,
               "licences": {e: tts.LICENCES[e] for e in engines},
@@ -102,6 +108,14 @@ def synthesize(phrase: str, out: Path, count: int, seed: int = 0,
               "made": made, "rejected": rejected, "seed": seed}
     (out / "report.json").write_text(json.dumps(report, indent=2))
     return report
+
+
+def attempt(job: tuple[str, str, Voice]) -> np.ndarray | RuntimeError:
+    """The rendering of one (kind, text, voice) job, or the engine's error."""
+    try:
+        return render(job[2], job[1])
+    except RuntimeError as e:
+        return e
 
 
 def keyword_name(phrase: str) -> str:

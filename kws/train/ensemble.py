@@ -69,16 +69,16 @@ def merge(models: list[KeywordModel], frontend: FrontendConfig) -> KeywordModel:
 
 def train_members(cfg: Config, out: Path, resume: bool, progress: bool,
                   device: str | None) -> dict:
-    """Train ``cfg.train.members`` members in ``out/member-<i>`` (seed + i, one feature pool
-    drawn from the base seed), merge them into ``out/best.pt`` and validate the merged model.
-    With ``resume``, a member whose ``metrics.json`` exists is kept and an interrupted one goes
-    on from its checkpoint. Returns the merged model's metrics, each member's under
-    ``"members"``."""
+    """Train ``cfg.train.members`` members in ``out/member-<i>`` (seed + i; the data loaded,
+    the validation audio mixed and the feature pool drawn once, from the base seed), merge them
+    into ``out/best.pt`` and validate the merged model. With ``resume``, a member whose
+    ``metrics.json`` exists is kept and an interrupted one goes on from its checkpoint. Returns
+    the merged model's metrics, each member's under ``"members"``."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ValueError(f"train.members = {cfg.train.members}: ensembles train in one process; "
                          "start kws train without torchrun (or set members = 1)")
     n, single = cfg.train.members, dataclasses.replace(cfg.train, members=1)
-    pool, members = None, []
+    first, members = None, []
     for i in range(n):
         folder = out / f"member-{i}"
         if resume and (folder / "metrics.json").is_file():
@@ -88,16 +88,20 @@ def train_members(cfg: Config, out: Path, resume: bool, progress: bool,
         log.info("ensemble member %d/%d: seed %d", i + 1, n, cfg.train.seed + i)
         trainer = Trainer(dataclasses.replace(cfg, train=dataclasses.replace(
             single, seed=cfg.train.seed + i)), folder, device)
-        trainer.pool_seed, trainer.pool = cfg.train.seed, pool
+        trainer.pool_seed = cfg.train.seed
+        if first is not None:
+            trainer.adopt(first)  # one loading of the data and one feature pool for all
         members.append(trainer.run(resume=resume and (folder / "checkpoint.pt").is_file(),
                                    progress=progress))
-        pool = trainer.pool
+        first = first or trainer
     merged = merge([checkpoint.load_model(out / f"member-{i}", device or "cpu")[0]
                     for i in range(n)],
                    cfg.frontend)
     judge = Trainer(dataclasses.replace(cfg, model=merged.cfg), out, device)
     judge.out.mkdir(parents=True, exist_ok=True)
-    summary = judge.prepare_data()
+    if first is not None:
+        judge.adopt(first)
+    summary = judge.summary or judge.prepare_data()
     judge.module.load_state_dict(merged.state_dict())
     val_miss = judge.validate()
     judge.save(checkpoint.BEST, 0, {"val_miss": val_miss, "members": n})

@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 
 WINDOW_BEFORE_S, WINDOW_AFTER_S = 0.3, 0.3
 NORM_BATCHES = 8
+# what prepare_data and build_pool make, which members of an ensemble share (Trainer.adopt)
+SHARED = ("summary", "train_clips", "noise", "rirs", "maker", "val_pos", "val_neg",
+          "val_features", "pool")
 
 
 class Trainer:
@@ -78,6 +81,7 @@ class Trainer:
         self.history: list[dict] = []
         self.best: tuple[float, float] | None = None
         self.start_epoch = 0
+        self.summary: dict | None = None  # set by prepare_data (or adopt)
 
     @property
     def main(self) -> bool:
@@ -108,13 +112,19 @@ class Trainer:
                                          seed=cfg.train.seed)
         self.val_neg = val.negatives
         self.val_features: dict = {}  # features of the val_pos / val_neg waves, computed once
-        summary = {"splits": table, "skipped_files": train.skipped + val.skipped,
+        self.summary = {"splits": table, "skipped_files": train.skipped + val.skipped,
                    "train_negative_hours": train.negative_seconds() / 3600,
                    "val_negative_hours": val.negative_seconds() / 3600,
                    "val_snr_db": VAL_SNR_DB}
         log.info("splits (label: train/val/test): %s", json.dumps(table))
-        log.info("skipped %d unreadable files", summary["skipped_files"])
-        return summary
+        log.info("skipped %d unreadable files", self.summary["skipped_files"])
+        return self.summary
+
+    def adopt(self, other: "Trainer") -> None:
+        """Take ``other``'s prepared data instead of loading it again (ensemble members differ
+        only in their seed): clips, noise, rooms, validation audio and its features, the pool."""
+        for name in SHARED:
+            setattr(self, name, getattr(other, name))
 
     def sequence_maker(self, clips: corpora.Clips, positive_share: float,
                        partial_share: float = PARTIAL_KEYWORD_SHARE) -> SequenceMaker:
@@ -246,7 +256,7 @@ class Trainer:
         """Train; ``init`` is a state dict to start from (its weights and feature
         normalization) instead of fresh weights, as fine-tuning does."""
         self.out.mkdir(parents=True, exist_ok=True)
-        summary = self.prepare_data()
+        summary = self.summary or self.prepare_data()
         if self.cfg.train.feature_pool and self.pool is None:
             self.build_pool(progress and self.main)
         if resume:
@@ -265,11 +275,13 @@ class Trainer:
                    "seconds": time.time() - tick}
             stop = torch.zeros(1)
             if self.main:
-                row["val_miss"] = self.validate()
-                score = (row["val_miss"]["mean"], loss)
-                if self.best is None or score < self.best or t.select == "last":
+                # "last" keeps the last epoch whatever validation says: only that one is measured
+                if t.select == "validation" or epoch == t.epochs - 1:
+                    row["val_miss"] = self.validate()
+                score = (row.get("val_miss", {}).get("mean", 1.0), loss)
+                if t.select == "last" or self.best is None or score < self.best:
                     self.best, stale = score, 0
-                    self.save(checkpoint.BEST, epoch, {"val_miss": row["val_miss"]})
+                    self.save(checkpoint.BEST, epoch, {"val_miss": row.get("val_miss")})
                 else:
                     stale += 1
                 self.history.append(row)
@@ -277,7 +289,8 @@ class Trainer:
                     "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
                     "history": self.history, "best": self.best})
                 log.info("epoch %d loss %.4f val miss@%gFA/h %s (%.0f s)", epoch + 1, loss,
-                         t.target_fa_per_hour, json.dumps(row["val_miss"]), row["seconds"])
+                         t.target_fa_per_hour, json.dumps(row.get("val_miss", "not measured")),
+                         row["seconds"])
                 stop[0] = float(stale >= t.patience)
             if self.world > 1:
                 import torch.distributed as dist
@@ -330,9 +343,11 @@ def plot_history(history: list[dict], path: Path, target: float) -> None:
     a.set_xlabel("epoch")
     a.set_ylabel("training loss")
     a.grid(alpha=0.3)
-    keys = [k for k in history[0]["val_miss"] if k not in ("negative_hours",)] if history else []
+    measured = [r for r in history if r.get("val_miss")]
+    keys = [k for k in measured[0]["val_miss"] if k != "negative_hours"] if measured else []
     for k in keys:
-        b.plot(epochs, [100 * r["val_miss"][k] for r in history], marker=".", label=k)
+        b.plot([r["epoch"] for r in measured], [100 * r["val_miss"][k] for r in measured],
+               marker="o", label=k)
     b.set_xlabel("epoch")
     b.set_ylabel(f"validation miss rate (%) at {target:g} FA/h")
     b.grid(alpha=0.3)
