@@ -12,7 +12,8 @@ against the held-out test negatives of ``--negatives-config`` (4.56 h for config
 phrase's own folders left out. The script first checks that none of those negatives is in the
 training split of the phrase's config. Confusables (``kws synth`` near-miss phrases and
 sentences, with another seed than training's) are scored as their own figure: the share of
-clips that fire at the 0.5 FA/h threshold. No real recording of a phrase enters its training.
+clips that fire at the 0.5 FA/h threshold; so is, for a phrase of several words, its first word
+said inside ordinary sentences. No real recording of a phrase enters its training.
 
 Adds each phrase's figures to ``<runs>/zero_shot.json`` as soon as they are measured (phrases can
 be run one at a time) and prints the table of every phrase in it. Settings may be chosen on the
@@ -38,7 +39,8 @@ from kws.data import corpora
 from kws.eval.harness import EvalOptions, run_eval
 from kws.eval.report import percent
 from kws.runtime import OnnxModel
-from kws.synth.synthesize import keyword_name, synthesize, synthetic_config
+from kws.synth.phonemes import SENTENCES, sentences_with
+from kws.synth.synthesize import keyword_name, speak, synthesize, synthetic_config
 
 log = logging.getLogger("zero_shot")
 
@@ -86,17 +88,35 @@ def train_phrase(cfg: Config, phrase: str, run: Path, model: Path) -> float:
     return (time.time() - begun) / 60
 
 
+def firing(model: Path, folder: Path, threshold: float) -> tuple[int, int]:
+    """(clips that fire at ``threshold``, clips) over the audio files in ``folder``."""
+    engine = OnnxModel(model)
+    rule = engine.manifest.rule
+    clips = load_many(find_audio(folder)).clips
+    fired = sum(decision_track(engine.score_audio(w), rule.smoothing_steps, rule.min_steps)[:, 0]
+                .max(initial=0.0) >= level(threshold) for _, w in clips)
+    return int(fired), len(clips)
+
+
 def confusable_rate(model: Path, phrase: str, folder: Path, count: int,
                     threshold: float) -> tuple[int, int]:
     """(clips that fire at ``threshold``, clips) over fresh confusable renderings."""
     if not (folder / "report.json").is_file():
         synthesize(phrase, folder, 0, CONFUSABLE_SEED, count)
-    engine = OnnxModel(model)
-    rule = engine.manifest.rule
-    clips = load_many(find_audio(folder / "confusable")).clips
-    fired = sum(decision_track(engine.score_audio(w), rule.smoothing_steps, rule.min_steps)[:, 0]
-                .max(initial=0.0) >= level(threshold) for _, w in clips)
-    return int(fired), len(clips)
+    return firing(model, folder / "confusable", threshold)
+
+
+def first_word_rate(model: Path, phrase: str, folder: Path, count: int,
+                    threshold: float) -> tuple[int, int] | None:
+    """(clips that fire at ``threshold``, clips) over renderings of ordinary sentences with the
+    phrase's first word inside ("hey" of "hey chatterbox"); None for a one-word phrase."""
+    words = phrase.split()
+    if len(words) < 2:
+        return None
+    if not (folder / "manifest.jsonl").is_file():
+        texts = sentences_with(words[0], np.random.default_rng(CONFUSABLE_SEED), len(SENTENCES))
+        speak(texts, folder, count, CONFUSABLE_SEED, "first-word")
+    return firing(model, folder / "first-word", threshold)
 
 
 def main() -> None:
@@ -136,23 +156,30 @@ def main() -> None:
         threshold = figures["at_fa_per_hour"]["0.5"]["threshold"]
         fired, n = confusable_rate(model, phrase, run / "confusables-test", args.confusables,
                                    threshold)
+        first = first_word_rate(model, phrase, run / "first-word-test", args.confusables,
+                                threshold)
         results[phrase] = {
             "tuning": phrase in TUNING, "clips": reports[0]["positive_clips"][name],
             "negative_hours": reports[0]["negative_hours"],
             "miss_rate": {k: v["miss_rate"] for k, v in figures["at_fa_per_hour"].items()},
             "delay_s": figures["delay_s"], "confusables_fired": [fired, n],
+            "first_word_fired": first,
             "train_minutes": minutes}
         table.write_text(json.dumps(results, indent=2))  # after each phrase: nothing lost
     print("| phrase | clips | miss @0.1 / 0.5 / 1 FA/h | confusables firing @0.5 FA/h "
-          "| delay median (s) |")
-    print("|---|---|---|---|---|")
+          "| first word in sentences firing | delay median (s) | train minutes |")
+    print("|---|---|---|---|---|---|---|")
     for phrase, r in results.items():
         miss = " / ".join(percent(r["miss_rate"][k]) for k in ("0.1", "0.5", "1"))
         mark = " (tuning)" if r["tuning"] else ""
         fired, n = r["confusables_fired"]
         delay = r["delay_s"]["median"]
+        first = r.get("first_word_fired")
+        minutes = r.get("train_minutes")
         print(f"| {phrase}{mark} | {r['clips']} | {miss} | {fired}/{n} "
-              f"| {'none heard' if delay is None else f'{delay:.2f}'} |")
+              f"| {'one word' if first is None else f'{first[0]}/{first[1]}'} "
+              f"| {'none heard' if delay is None else f'{delay:.2f}'} "
+              f"| {'-' if minutes is None else f'{minutes:.1f}'} |")
     untouched = [r["miss_rate"]["0.5"] for r in results.values() if not r["tuning"]]
     if untouched:
         print(f"\nmedian miss at 0.5 FA/h over the {len(untouched)} untouched phrases: "

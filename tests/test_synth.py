@@ -306,3 +306,19 @@ def test_renderings_run_side_by_side_and_keep_their_order(tmp_path, monkeypatch)
     report = outputs[1][0]
     assert report["rejected"].get("engine error", 0) > 0
     assert sum(report["made"].values()) + sum(report["rejected"].values()) == 30
+
+
+def test_sentences_with_a_word_are_ordinary_sentences_with_it_inside():
+    from kws.synth.phonemes import SENTENCES, sentences_with
+
+    made = sentences_with("hey", np.random.default_rng(0), len(SENTENCES))
+    originals = []
+    for text in made:
+        words = text.split()
+        assert words.count("hey") == 1
+        words.remove("hey")
+        originals.append(" ".join(words))
+    assert sorted(originals) == sorted(SENTENCES)  # each sentence once
+    assert {t.split().index("hey") == 0 for t in made} == {True, False}  # first and elsewhere
+    with pytest.raises(ValueError):
+        sentences_with("hey", np.random.default_rng(0), len(SENTENCES) + 1)

@@ -72,6 +72,17 @@ def pronunciations(phrase: str, rng: np.random.Generator, count: int) -> list[st
     return out
 
 
+def sentences_with(word: str, rng: np.random.Generator, count: int) -> list[str]:
+    """``count`` (at most ``len(SENTENCES)``) different ordinary sentences, each with ``word``
+    put in at a random place (first, inside or last)."""
+    out = []
+    for sentence in rng.choice(SENTENCES, size=count, replace=False):
+        parts = sentence.split()
+        pos = int(rng.integers(len(parts) + 1))
+        out.append(" ".join(parts[:pos] + [word] + parts[pos:]))
+    return out
+
+
 def confusable_texts(phrase: str, rng: np.random.Generator, count: int) -> list[str]:
     """Texts (``[[phonemes]]`` for espeak-ng, or words) that sound close to ``phrase``: its
     first or second half, one consonant (not its voicing twin) or stressed vowel swapped, a
@@ -91,10 +102,7 @@ def confusable_texts(phrase: str, rng: np.random.Generator, count: int) -> list[
     if len(words) > 1:  # each word alone, and inside other sentences (never the whole phrase)
         for word in words:
             out.add(word)
-            for sentence in rng.choice(SENTENCES, size=3, replace=False):
-                parts = sentence.split()
-                pos = int(rng.integers(len(parts) + 1))
-                out.add(" ".join(parts[:pos] + [word] + parts[pos:]))
+            out.update(sentences_with(word, rng, 3))
     phones = [j for j, t in enumerate(toks) if t in VOWELS or t in CONSONANTS]
     first_vowel = next((j for j, t in enumerate(toks) if t in VOWELS), 0)
     for _ in range(count * 3):

@@ -50,8 +50,6 @@ def synthesize(phrase: str, out: Path, count: int, seed: int = 0,
 
     Returns the report (also written to ``out/report.json``).
     """
-    import soundfile
-
     engines = tts.available()
     if not engines:
         raise RuntimeError("no TTS engine found: " + "; ".join(tts.INSTALL_HINT.values()))
@@ -72,12 +70,46 @@ def synthesize(phrase: str, out: Path, count: int, seed: int = 0,
         jobs += [("confusable", t, v) for t, v in
                  zip(spelled, voices(len(spelled), rng, phoneme_engines))]
     jobs += [("confusable", t, v) for t, v in zip(plain, voices(len(plain), rng, engines))]
+    made, rejected = render_jobs(jobs, out, rng, {"positive": phrase}, progress)
+    report = {"phrase": phrase, "phonemes": phonemes(phrase), "engines": engines,
+              "licences": {e: tts.LICENCES[e] for e in engines},
+              "not_installed": {e: h for e, h in tts.INSTALL_HINT.items() if e not in engines},
+              "requested": {"positive": count, "confusable": n_conf},
+              "made": {"positive": made.get("positive", 0),
+                       "confusable": made.get("confusable", 0)},
+              "rejected": rejected, "seed": seed}
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def speak(texts: list[str], out: Path, count: int, seed: int = 0, kind: str = "speech",
+          progress=iter) -> dict[str, int]:
+    """``count`` renderings of ``texts`` (in turn) by voices drawn across every installed engine,
+    into ``out/<kind>`` (label "none"), as :func:`render_jobs` makes them; returns the
+    rejections per reason."""
+    engines = tts.available()
+    if not engines:
+        raise RuntimeError("no TTS engine found: " + "; ".join(tts.INSTALL_HINT.values()))
+    rng = np.random.default_rng(seed)
+    jobs = [(kind, texts[i % len(texts)], v) for i, v in enumerate(voices(count, rng, engines))]
+    return render_jobs(jobs, out, rng, {}, progress)[1]
+
+
+def render_jobs(jobs: list[tuple[str, str, Voice]], out: Path, rng: np.random.Generator,
+                labels: dict[str, str], progress=iter) -> tuple[dict, dict]:
+    """Render (kind, text, voice) jobs into ``out/<kind>/<index>-<voice>.wav`` (16 kHz, after a
+    random vocal tract length and speed change from ``rng``, broken renderings rejected) and
+    write ``out/manifest.jsonl`` (label: ``labels[kind]``, else "none").
+
+    The engines run side by side in worker threads (most are separate programs); the results
+    come back in order, so the random draws, and the files, do not depend on the worker count.
+    Returns (renderings made per kind, rejections per reason)."""
+    import soundfile
+
+    made: dict[str, int] = {}
     rejected: dict[str, int] = {}
-    made = {"positive": 0, "confusable": 0}
     lines = []
     with ThreadPoolExecutor(os.cpu_count() or 1) as workers:
-        # the engines run side by side (most are separate programs); the results come back in
-        # order, so the random draws below, and the files, do not depend on the worker count
         results = workers.map(attempt, jobs)
         for i in progress(range(len(jobs))):
             kind, text, voice = jobs[i]
@@ -96,18 +128,13 @@ def synthesize(phrase: str, out: Path, count: int, seed: int = 0,
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"{i:05d}-{voice.id}.wav"
             soundfile.write(path, wave, 16000, subtype="PCM_16")
-            made[kind] += 1
-            label = phrase if kind == "positive" else "none"
-            lines.append(json.dumps({"path": f"{kind}/{path.name}", "label": label,
-                                     "speaker": voice.id, "text": text}))
+            made[kind] = made.get(kind, 0) + 1
+            lines.append(json.dumps({"path": f"{kind}/{path.name}",
+                                     "label": labels.get(kind, "none"), "speaker": voice.id,
+                                     "text": text}))
+    out.mkdir(parents=True, exist_ok=True)
     (out / "manifest.jsonl").write_text("\n".join(lines) + "\n")
-    report = {"phrase": phrase, "phonemes": phonemes(phrase), "engines": engines,
-              "licences": {e: tts.LICENCES[e] for e in engines},
-              "not_installed": {e: h for e, h in tts.INSTALL_HINT.items() if e not in engines},
-              "requested": {"positive": count, "confusable": n_conf},
-              "made": made, "rejected": rejected, "seed": seed}
-    (out / "report.json").write_text(json.dumps(report, indent=2))
-    return report
+    return made, rejected
 
 
 def attempt(job: tuple[str, str, Voice]) -> np.ndarray | RuntimeError:
