@@ -178,3 +178,53 @@ def test_streams_call_the_model_every_90_ms_by_default(embedding_model, tiny_exp
 
     assert OnnxModel(embedding_model[2]).create_stream().steps_per_call == 1  # 80 ms steps
     assert OnnxModel(tiny_export).create_stream().steps_per_call == 3  # 30 ms steps
+
+
+def test_feature_cache_computes_each_recording_once(tmp_path, monkeypatch, caplog):
+    from kws.features import cache as module
+    from kws.features.cache import FeatureCache
+
+    wave, other = speechlike(2.0), speechlike(2.0, seed=1)
+    cached = FeatureCache(EMBEDDING, tmp_path)
+    first = cached(wave)
+    np.testing.assert_array_equal(first, features(wave, EMBEDDING))
+    monkeypatch.setattr(module, "features", lambda *a: pytest.fail("computed again"))
+    again = FeatureCache(EMBEDDING, tmp_path)  # a new process reads what the first wrote
+    np.testing.assert_array_equal(again(wave), first)
+    assert (again.hits, again.misses) == (1, 0)
+    monkeypatch.setattr(module, "features", features)
+    assert not np.array_equal(again(other), first) and again.misses == 1  # other audio
+    entries = sorted(p for p in tmp_path.rglob("*.npy"))
+    assert len(entries) == 2 and not list(tmp_path.rglob("*.tmp"))
+    entries[0].write_bytes(b"not an array")  # a damaged entry is computed again, with a warning
+    with caplog.at_level("WARNING"):
+        fresh = FeatureCache(EMBEDDING, tmp_path)
+        fresh(wave), fresh(other)
+    assert "unreadable" in caplog.text and fresh.misses == 1
+    np.testing.assert_array_equal(FeatureCache(EMBEDDING, tmp_path)(wave), first)
+
+
+def test_feature_cache_keeps_no_log_mel_and_keys_on_the_frontend(tmp_path):
+    from kws.features.cache import FeatureCache, frontend_key
+
+    FeatureCache(FrontendConfig(), tmp_path)(speechlike(1.0))
+    assert not any(tmp_path.rglob("*.npy"))
+    other = FrontendConfig(kind="speech_embedding", **{**SPEECH_EMBEDDING, "sample_rate": 16000})
+    assert frontend_key(other) == frontend_key(EMBEDDING)
+    assert frontend_key(FrontendConfig()) != frontend_key(EMBEDDING)
+
+
+def test_kws_eval_scores_an_embedding_model_from_the_feature_cache(embedding_model, tmp_path,
+                                                                  monkeypatch):
+    from kws.eval.engines import exported_engine
+    from kws.features import cache as module
+    from kws.runtime import OnnxModel
+
+    _, _, folder = embedding_model
+    monkeypatch.setenv("KWS_CACHE", str(tmp_path))
+    x = speechlike(3.0, seed=5)
+    expected = OnnxModel(folder).score_audio(x)
+    np.testing.assert_array_equal(exported_engine(folder).scorer(x), expected)
+    monkeypatch.setattr(module, "features", lambda *a: pytest.fail("computed again"))
+    np.testing.assert_array_equal(exported_engine(folder).scorer(x), expected)
+    assert len(list((tmp_path / "features").rglob("*.npy"))) == 1

@@ -20,6 +20,7 @@ from kws.core.contract import MANIFEST
 from kws.core.decision import DecisionRule
 from kws.core.extras import require
 from kws.core.timing import Timing
+from kws.features.cache import FeatureCache
 from kws.metrics.evaluate import Scorer
 from kws.peers import PEERS, peer_streams
 from kws.runtime import OnnxModel
@@ -44,11 +45,14 @@ class Engine:
 
 
 def exported_engine(folder: Path, file: str | None = None) -> Engine:
-    """An engine for an exported model folder (the int8 file unless ``file`` says otherwise)."""
+    """An engine for an exported model folder (the int8 file unless ``file`` says otherwise);
+    speech embeddings are read from, or added to, the on-disk feature cache
+    (:mod:`kws.features.cache`)."""
     model = OnnxModel(folder, file)
     m = model.manifest
+    cached = FeatureCache(m.frontend)
     return Engine(f"{folder}/{model.file}", model.keywords, Timing.of(m.frontend, m.step_frames),
-                  model.score_audio, m.rule)
+                  lambda wave: model.score_features(cached(wave)), m.rule)
 
 
 def checkpoint_engine(path: Path) -> Engine:

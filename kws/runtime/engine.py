@@ -116,7 +116,11 @@ class OnnxModel:
 
     def score_audio(self, wave: np.ndarray) -> np.ndarray:
         """``(steps, K)`` scores of a whole recording from a fresh state (offline helper)."""
-        feats = features(wave, self.manifest.frontend)
+        return self.score_features(features(wave, self.manifest.frontend))
+
+    def score_features(self, feats: np.ndarray) -> np.ndarray:
+        """``(steps, K)`` scores of a whole recording's ``(frames, n_mels)`` features from a
+        fresh state (frames beyond whole steps are dropped)."""
         feats = feats[: len(feats) - len(feats) % self.step_frames]
         if len(feats) == 0:
             return np.zeros((0, len(self.keywords)), dtype=np.float32)

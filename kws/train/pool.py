@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from kws.core.config import to_dict
+from kws.features.cache import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +41,6 @@ SOURCES = ("kws/core/audio.py", "kws/core/resample.py", "kws/core/mixing.py",
            "kws/features/embedding.py")
 
 Batch = tuple[torch.Tensor, ...]  # features (B, T, F) float32, labels, start, end (B,) int64
-
-
-def cache_dir() -> Path:
-    """Where derived data that can be rebuilt is kept: ``$KWS_CACHE`` or ``~/.cache/kws``."""
-    return Path(os.environ.get("KWS_CACHE") or Path.home() / ".cache" / "kws")
 
 
 def pool_sizes(total: int, positive_share: float, partial_share: float
