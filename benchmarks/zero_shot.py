@@ -2,7 +2,7 @@
 
     python benchmarks/zero_shot.py computer jarvis [--train] [--runs runs/zero-shot]
         [--config configs/synthetic.toml] [--negatives-config configs/default.toml]
-        [--data ../shared/data] [--confusables 200]
+        [--data ../shared/data] [--confusables 200] [--student configs/student.toml]
 
 For each phrase, the model ``<runs>/<name>-model`` (with ``--train``: made first, as ``kws
 train --keyword PHRASE`` and ``kws export`` would, with the recordings of all seven phrases taken
@@ -14,6 +14,10 @@ training split of the phrase's config. Confusables (``kws synth`` near-miss phra
 sentences, with another seed than training's) are scored as their own figure: the share of
 clips that fire at the 0.5 FA/h threshold; so is, for a phrase of several words, its first word
 said inside ordinary sentences. No real recording of a phrase enters its training.
+
+With ``--student``, each phrase's model is instead distilled into a log-mel student (``kws
+distill``: the microcontroller's model family) in ``<runs>/<name>-student``, which is scored the
+same way, on the same confusable renderings.
 
 Adds each phrase's figures to ``<runs>/zero_shot.json`` as soon as they are measured (phrases can
 be run one at a time) and prints the table of every phrase in it. Settings may be chosen on the
@@ -34,6 +38,7 @@ import numpy as np
 
 from kws.core.audio import find_audio, load_many
 from kws.core.config import Config, load_config
+from kws.core.contract import INT8_FILE
 from kws.core.decision import decision_track, level
 from kws.data import corpora
 from kws.eval.harness import EvalOptions, run_eval
@@ -119,6 +124,70 @@ def first_word_rate(model: Path, phrase: str, folder: Path, count: int,
     return firing(model, folder / "first-word", threshold)
 
 
+def scored(model: Path, phrase: str, out: Path, renders: Path, own: list[Path],
+           args: argparse.Namespace) -> dict:
+    """The figures of the exported ``model`` for ``phrase`` (see the module docstring); the
+    eval report goes to ``out``, the confusable renderings are made once in ``renders``."""
+    name = keyword_name(phrase)
+    reports = run_eval(EvalOptions(
+        (str(model),), args.negatives_config, positives=tuple((name, f) for f in own),
+        noise=args.data / "background-noise", snr_db=10.0, out=out, exclude=tuple(own)))
+    figures = reports[0]["keywords"][name]
+    threshold = figures["at_fa_per_hour"]["0.5"]["threshold"]
+    fired, n = confusable_rate(model, phrase, renders / "confusables-test", args.confusables,
+                               threshold)
+    first = first_word_rate(model, phrase, renders / "first-word-test", args.confusables,
+                            threshold)
+    return {"clips": reports[0]["positive_clips"][name],
+            "negative_hours": reports[0]["negative_hours"],
+            "miss_rate": {k: v["miss_rate"] for k, v in figures["at_fa_per_hour"].items()},
+            "delay_s": figures["delay_s"], "confusables_fired": [fired, n],
+            "first_word_fired": first, "int8_kb": (model / INT8_FILE).stat().st_size / 1000}
+
+
+def student_figures(phrase: str, teacher: Path, run: Path, student: Config,
+                    args: argparse.Namespace) -> dict:
+    """Distil (unless done) and export a log-mel student of the phrase's teacher run, and
+    score it as the teacher was scored."""
+    from kws.export.exporter import export_model
+
+    from kws.train.distill import distill
+
+    model = run.parent / f"{run.name}-model"
+    minutes = None
+    if not (model / "model.json").is_file():
+        begun = time.time()
+        distill(teacher, student, run, progress=sys.stderr.isatty())
+        export_model(run, model)
+        minutes = (time.time() - begun) / 60
+    own = [args.data / f for f in PHRASES[phrase]]
+    return {**scored(model, phrase, run / "eval", teacher, own, args), "train_minutes": minutes}
+
+
+def record(table: Path, phrase: str, figures: dict) -> dict:
+    """Add one phrase's figures to the table file right away (nothing lost if a later phrase
+    fails), read again first: another run of the script may have added other phrases."""
+    results = json.loads(table.read_text()) if table.is_file() else {}
+    results[phrase] = {**results.get(phrase, {}), **figures}
+    tmp = table.with_name(f".{table.name}.tmp")
+    tmp.write_text(json.dumps(results, indent=2))
+    tmp.replace(table)
+    return results
+
+
+def row(label: str, r: dict) -> str:
+    """One markdown table row of a model's figures."""
+    miss = " / ".join(percent(r["miss_rate"][k]) for k in ("0.1", "0.5", "1"))
+    fired, n = r["confusables_fired"]
+    delay, first = r["delay_s"]["median"], r.get("first_word_fired")
+    size, minutes = r.get("int8_kb"), r.get("train_minutes")
+    return (f"| {label} | {r['clips']} | {miss} | {fired}/{n} "
+            f"| {'one word' if first is None else f'{first[0]}/{first[1]}'} "
+            f"| {'none heard' if delay is None else f'{delay:.2f}'} "
+            f"| {'-' if size is None else f'{size:.0f}'} "
+            f"| {'-' if minutes is None else f'{minutes:.1f}'} |")
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -130,13 +199,16 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--confusables", type=int, default=200,
                         help="fresh confusable renderings per phrase (default 200)")
+    parser.add_argument("--student", type=Path, metavar="TOML",
+                        help="instead: distil each phrase's model into a log-mel student of "
+                             "this config (kws distill) and score the student")
     args = parser.parse_args()
     negatives_cfg = load_config(args.negatives_config)
     # no phrase's recordings are training negatives of any phrase: every phrase trains on the
     # same negatives, so their cached features (kws.train.pool) serve them all
     every = [args.data / f for folders in PHRASES.values() for f in folders]
     table = args.runs / "zero_shot.json"
-    results = json.loads(table.read_text()) if table.is_file() else {}
+    args.runs.mkdir(parents=True, exist_ok=True)
     for phrase in args.phrases:
         name = keyword_name(phrase)
         own = [args.data / f for f in PHRASES[phrase]]
@@ -148,39 +220,24 @@ def main() -> None:
             if not args.train:
                 raise SystemExit(f"no model at {model}: run with --train")
             minutes = train_phrase(cfg, phrase, run, model)
-        reports = run_eval(EvalOptions(
-            (str(model),), args.negatives_config, positives=tuple((name, f) for f in own),
-            noise=args.data / "background-noise", snr_db=10.0, out=run / "eval",
-            exclude=tuple(own)))
-        figures = reports[0]["keywords"][name]
-        threshold = figures["at_fa_per_hour"]["0.5"]["threshold"]
-        fired, n = confusable_rate(model, phrase, run / "confusables-test", args.confusables,
-                                   threshold)
-        first = first_word_rate(model, phrase, run / "first-word-test", args.confusables,
-                                threshold)
-        results[phrase] = {
-            "tuning": phrase in TUNING, "clips": reports[0]["positive_clips"][name],
-            "negative_hours": reports[0]["negative_hours"],
-            "miss_rate": {k: v["miss_rate"] for k, v in figures["at_fa_per_hour"].items()},
-            "delay_s": figures["delay_s"], "confusables_fired": [fired, n],
-            "first_word_fired": first,
-            "train_minutes": minutes}
-        table.write_text(json.dumps(results, indent=2))  # after each phrase: nothing lost
+        if args.student:
+            figures = {"student": student_figures(phrase, run, args.runs / f"{name}-student",
+                                                  load_config(args.student), args)}
+        else:
+            figures = {"tuning": phrase in TUNING, "train_minutes": minutes,
+                       **scored(model, phrase, run / "eval", run, own, args)}
+        results = record(table, phrase, figures)
     print("| phrase | clips | miss @0.1 / 0.5 / 1 FA/h | confusables firing @0.5 FA/h "
-          "| first word in sentences firing | delay median (s) | train minutes |")
-    print("|---|---|---|---|---|---|---|")
+          "| first word in sentences firing | delay median (s) | int8 KB | minutes to make |")
+    print("|---|---|---|---|---|---|---|---|")
     for phrase, r in results.items():
-        miss = " / ".join(percent(r["miss_rate"][k]) for k in ("0.1", "0.5", "1"))
-        mark = " (tuning)" if r["tuning"] else ""
-        fired, n = r["confusables_fired"]
-        delay = r["delay_s"]["median"]
-        first = r.get("first_word_fired")
-        minutes = r.get("train_minutes")
-        print(f"| {phrase}{mark} | {r['clips']} | {miss} | {fired}/{n} "
-              f"| {'one word' if first is None else f'{first[0]}/{first[1]}'} "
-              f"| {'none heard' if delay is None else f'{delay:.2f}'} "
-              f"| {'-' if minutes is None else f'{minutes:.1f}'} |")
-    untouched = [r["miss_rate"]["0.5"] for r in results.values() if not r["tuning"]]
+        mark = " (tuning)" if r.get("tuning") else ""
+        if "miss_rate" in r:
+            print(row(phrase + mark, r))
+        if "student" in r:
+            print(row(f"{phrase}{mark}, log-mel student", r["student"]))
+    untouched = [r["miss_rate"]["0.5"] for r in results.values()
+                 if "miss_rate" in r and not r.get("tuning")]
     if untouched:
         print(f"\nmedian miss at 0.5 FA/h over the {len(untouched)} untouched phrases: "
               f"{100 * np.median(untouched):.1f}%")

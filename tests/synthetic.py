@@ -74,3 +74,15 @@ batch_size = 16
 patience = 5
 {extra}""")
     return path
+
+
+def write_embedding_config(root: Path, epochs: int = 3, sequences: int = 64, **train) -> Path:
+    """:func:`write_config` on the speech embedding frontend (one step per embedding)."""
+    from kws.core.config import SPEECH_EMBEDDING
+
+    path = write_config(root, epochs=epochs, sequences=sequences, **train)
+    text = path.read_text().replace("[model]\n", "[model]\nstack_frames = 1\n").replace(
+        "[augment]\n", "[augment]\ntime_mask = 0\nfreq_mask = 0\n")
+    frontend = "".join(f"{k} = {v!r}\n" for k, v in SPEECH_EMBEDDING.items())
+    path.write_text(f'[frontend]\nkind = "speech_embedding"\n{frontend}{text}')
+    return path

@@ -93,14 +93,10 @@ def embedding_model(tmp_path_factory):
 
     from kws.core.config import load_config
     from kws.train.run import train
-    from tests.synthetic import make_corpus, write_config
+    from tests.synthetic import make_corpus, write_embedding_config
 
     root = make_corpus(tmp_path_factory.mktemp("embedding-corpus"))
-    path = write_config(root, epochs=3, sequences=64, feature_pool=96)
-    text = path.read_text().replace("[model]\n", "[model]\nstack_frames = 1\n").replace(
-        "[augment]\n", "[augment]\ntime_mask = 0\nfreq_mask = 0\n")
-    frontend = "".join(f"{k} = {v!r}\n" for k, v in SPEECH_EMBEDDING.items())
-    path.write_text(f'[frontend]\nkind = "speech_embedding"\n{frontend}{text}')
+    path = write_embedding_config(root, feature_pool=96)
     run = root / "run"
     result = train(load_config(path), run, progress=False)
     out = root / "model"

@@ -10,6 +10,7 @@ from kws import __version__
 from kws.cli.spotting import cmd_bench, cmd_detect, cmd_info, cmd_listen, cmd_serve
 from kws.cli.training import (
     cmd_data,
+    cmd_distill,
     cmd_eval,
     cmd_export,
     cmd_finetune,
@@ -102,6 +103,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--synth-count", type=int, default=1500, metavar="N",
                    help="synthetic positives for --keyword (default 1500)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("distill", help="train a log-mel student (the microcontroller's model "
+                                       "family) to follow a speech-embedding teacher")
+    p.add_argument("teacher", help="the teacher's run folder or checkpoint (e.g. from kws train "
+                                   "--keyword)")
+    p.add_argument("config", help="the student's TOML config (e.g. configs/student.toml); the "
+                                  "data and keywords are the teacher's")
+    p.add_argument("-o", "--out", type=Path, required=True, help="the student's run folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_distill)
 
     p = sub.add_parser("finetune", help="train a model further on labelled false alarms, "
                                         "re-export it and compare")

@@ -43,6 +43,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_distill(args: argparse.Namespace) -> int:
+    """kws distill TEACHER CONFIG -o OUT: a log-mel student of a speech-embedding teacher."""
+    from kws.core.config import load_config
+    from kws.core.extras import require
+
+    require("torch", "train", "kws distill")
+    from kws.train.distill import distill
+
+    result = distill(args.teacher, load_config(args.config), args.out, progress=not args.quiet)
+    print(json.dumps({"run": str(args.out), "teacher": result["teacher"],
+                      "best_val_miss": result["best"], "parameters": result["parameters"],
+                      "train_seconds": round(result["train_seconds"], 1)}))
+    return 0
+
+
 def cmd_finetune(args: argparse.Namespace) -> int:
     """kws finetune MODEL --negatives DIR -o OUT: fine-tune, export, compare."""
     import dataclasses

@@ -291,6 +291,8 @@ class TrainConfig:
             feature pool) in ``member-<i>`` folders and merges them exactly into one model with
             N times the units that outputs their mean logits (:mod:`kws.ensemble`): fewer rare
             high-scoring false alarms, N times the training time.
+        distill_weight: for ``kws distill`` students, the weight of the cross-entropy towards
+            the teacher's probabilities next to the labels' loss (:mod:`kws.train.distill`).
     """
 
     epochs: int = 30
@@ -307,6 +309,7 @@ class TrainConfig:
     seed: int = 0
     feature_pool: int = 0
     members: int = 1
+    distill_weight: float = 1.0
 
     def __post_init__(self) -> None:
         check(1 <= self.members <= 16, "train.members", self.members, "1..16")
@@ -325,6 +328,7 @@ class TrainConfig:
               " or ".join(f'"{s}"' for s in SELECTIONS))
         check(self.target_fa_per_hour > 0, "train.target_fa_per_hour", self.target_fa_per_hour,
               "> 0")
+        check(self.distill_weight >= 0, "train.distill_weight", self.distill_weight, ">= 0")
 
 
 @dataclass(frozen=True)

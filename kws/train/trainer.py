@@ -33,7 +33,7 @@ from kws.train.model import (
     macs_per_second,
     torch_scorer,
 )
-from kws.train.sequences import PARTIAL_KEYWORD_SHARE, SequenceMaker
+from kws.train.sequences import PARTIAL_KEYWORD_SHARE, Sequence, SequenceMaker
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,10 @@ class Trainer:
         """Features of ``batch_size`` fresh sequences (from ``make``, default the run's
         :meth:`SequenceMaker.make`), labels and keyword bounds in steps."""
         make = make or self.maker.make
-        seqs = [make(rng) for _ in range(self.cfg.train.batch_size)]
+        return self.columns([make(rng) for _ in range(self.cfg.train.batch_size)])
+
+    def columns(self, seqs: list[Sequence]) -> tuple[torch.Tensor, ...]:
+        """Features ``(B, T, n_mels)`` of ``seqs``, their labels and keyword bounds in steps."""
         waves = torch.from_numpy(np.stack([s.wave for s in seqs])).to(self.device)
         feats = crop_to_steps(features_torch(waves, self.cfg.frontend), self.module.step_frames)
         labels = torch.tensor([s.label for s in seqs], device=self.device)
@@ -193,18 +196,16 @@ class Trainer:
         rng = np.random.default_rng([self.cfg.train.seed, epoch, self.rank])
         gen = torch.Generator().manual_seed(self.cfg.train.seed * 1000 + epoch)
         torch.manual_seed(self.cfg.train.seed * 1000 + epoch)
-        before = int(round(WINDOW_BEFORE_S / self.step_s))
-        after = int(round(WINDOW_AFTER_S / self.step_s))
         a = self.cfg.augment
         losses = []
         bar = tqdm(range(self.batches), desc=f"epoch {epoch + 1}/{self.cfg.train.epochs}",
                    disable=None if progress else True, leave=False)
         for _ in bar:
-            feats, labels, start, end = self.batch(rng)
-            feats = augment.spec_augment(feats, a.time_mask, a.freq_mask, gen)
+            batch = self.batch(rng)
+            feats = augment.spec_augment(batch[0], a.time_mask, a.freq_mask, gen)
             with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
                 logits, _ = self.model(feats)
-            loss = keyword_loss(logits, labels, start, end, before, after)
+            loss = self.loss(logits, batch)
             self.opt.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.opt)
@@ -215,6 +216,13 @@ class Trainer:
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
         return float(np.mean(losses))
+
+    def loss(self, logits: torch.Tensor, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """The training loss of ``(B, steps, K + 1)`` logits on a batch (features, labels,
+        keyword start and end steps, then any columns a subclass adds)."""
+        _, labels, start, end = batch[:4]
+        return keyword_loss(logits, labels, start, end, round(WINDOW_BEFORE_S / self.step_s),
+                            round(WINDOW_AFTER_S / self.step_s))
 
     def validate(self) -> dict:
         self.module.eval()
