@@ -14,7 +14,7 @@ import numpy as np
 from scipy.signal import fftconvolve, resample_poly
 
 from kws.core.mixing import fit_length, rms
-from kws.train.pool import cache_dir as pool_cache_dir
+from kws.features.cache import cache_dir as default_cache_dir
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -140,10 +140,10 @@ def simulate_rirs(count: int, seed: int, sample_rate: int = 16000,
     """Room impulse responses of random shoebox rooms (image method, pyroomacoustics).
 
     Rooms 3-10 m wide, 2.5-4 m high, RT60 0.2-0.8 s; source and microphone at random places.
-    Cached in ``cache_dir`` (default :func:`kws.train.pool.cache_dir`) as
+    Cached in ``cache_dir`` (default :func:`kws.features.cache.cache_dir`) as
     ``rirs-<count>-<seed>.npz``.
     """
-    cache = Path(cache_dir) if cache_dir else pool_cache_dir()
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
     path = cache / f"rirs-{count}-{seed}-{sample_rate}.npz"
     if path.is_file():
         with np.load(path) as saved:

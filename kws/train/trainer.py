@@ -113,9 +113,9 @@ class Trainer:
         self.val_neg = val.negatives
         self.val_features: dict = {}  # features of the val_pos / val_neg waves, computed once
         self.summary = {"splits": table, "skipped_files": train.skipped + val.skipped,
-                   "train_negative_hours": train.negative_seconds() / 3600,
-                   "val_negative_hours": val.negative_seconds() / 3600,
-                   "val_snr_db": VAL_SNR_DB}
+                        "train_negative_hours": train.negative_seconds() / 3600,
+                        "val_negative_hours": val.negative_seconds() / 3600,
+                        "val_snr_db": VAL_SNR_DB}
         log.info("splits (label: train/val/test): %s", json.dumps(table))
         log.info("skipped %d unreadable files", self.summary["skipped_files"])
         return self.summary
