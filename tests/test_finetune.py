@@ -114,3 +114,26 @@ def test_mine_saves_the_highest_scoring_training_negatives(trained, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "kws", "mine", str(run), "-o", str(out),
                            "--split", "test"], capture_output=True, text=True)
     assert proc.returncode == 2 and "invalid choice: 'test'" in proc.stderr
+
+
+def test_activations_in_the_same_millisecond_are_all_kept(tmp_path, monkeypatch):
+    """File names carry the time to the millisecond; a second activation at the same time gets
+    its own name instead of overwriting the first."""
+    from datetime import datetime, timezone
+
+    import kws.data.activations as module
+
+    class Frozen(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime(2026, 12, 2, 5, 29, 17, 43000, tzinfo=timezone.utc)
+
+    monkeypatch.setattr(module, "datetime", Frozen)
+    clips = [np.full(1600, v, np.float32) for v in (0.1, 0.2, 0.3)]
+    paths = [save_activation(tmp_path, "up", 0.3, 1.0 + i, c, 0.0, 16000)
+             for i, c in enumerate(clips)]
+    assert [p.name for p in paths] == ["20261202T052917.043-up-0.30.json",
+                                       "20261202T052917.043-up-0.30-2.json",
+                                       "20261202T052917.043-up-0.30-3.json"]
+    saved = read_activations(tmp_path)
+    assert len(saved) == 3 and sorted(a.time_s for a in saved) == [1.0, 2.0, 3.0]

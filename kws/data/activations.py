@@ -8,6 +8,7 @@ null until reviewed, then ``"keyword"`` (it was said) or ``"false_alarm"``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
@@ -83,8 +84,15 @@ def save_activation(folder: Path, keyword: str, score: float, time_s: float, cli
     """Write one activation (WAV + JSON, label null) into ``folder``; returns the JSON path."""
     folder.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%f")[:-3]
-    name = f"{stamp}-{safe_file_name(keyword)}-{score:.2f}"
-    soundfile.write(folder / f"{name}.wav", float32_to_int16(clip), rate, subtype="PCM_16")
+    base = f"{stamp}-{safe_file_name(keyword)}-{score:.2f}"
+    for n in itertools.count(1):
+        name = base if n == 1 else f"{base}-{n}"
+        try:  # claim the name: two activations in the same millisecond are both kept
+            with (folder / f"{name}.wav").open("xb") as f:
+                soundfile.write(f, float32_to_int16(clip), rate, subtype="PCM_16", format="WAV")
+            break
+        except FileExistsError:
+            continue
     path = folder / f"{name}.json"
     path.write_text(json.dumps({"keyword": keyword, "score": score, "time_s": time_s,
                                 "clip_start_s": clip_start_s, "label": None}))
