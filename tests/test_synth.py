@@ -280,13 +280,21 @@ def test_synthetic_counts_are_checked(tmp_path):
 def test_renderings_run_side_by_side_and_keep_their_order(tmp_path, monkeypatch):
     """Engines run in worker threads that finish out of order; the files, the manifest and the
     report are the same as with one worker, and an engine error is counted, not fatal."""
+    import threading
     import time
 
     from kws.synth import synthesize as module
 
+    running, peak, lock = [0], [0], threading.Lock()
+
     def fake(voice, text):
         seed = sum(map(ord, voice.id + text))
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
         time.sleep((seed % 5) / 1000)  # later jobs often finish first
+        with lock:
+            running[0] -= 1
         if seed % 7 == 0:
             raise RuntimeError(f"{voice.engine} failed on {text!r}")
         return np.random.default_rng(seed).uniform(-0.3, 0.3, 8000 + seed % 4000) \
@@ -296,10 +304,12 @@ def test_renderings_run_side_by_side_and_keep_their_order(tmp_path, monkeypatch)
     monkeypatch.setattr(tts, "available", lambda: ["espeak-ng", "flite"])
     outputs = {}
     for workers in (1, 4):
+        peak[0] = 0
         monkeypatch.setattr(module.os, "cpu_count", lambda: workers)
         out = tmp_path / str(workers)
         report = module.synthesize("smart mirror", out, 20, seed=3, confusables=10)
         files = sorted(p.relative_to(out) for p in out.rglob("*.wav"))
+        assert (peak[0] > 1) == (workers > 1)  # renderings ran side by side (not with one)
         outputs[workers] = (report, (out / "manifest.jsonl").read_text(),
                             [(f, (out / f).read_bytes()) for f in files])
     assert outputs[1] == outputs[4]

@@ -43,6 +43,14 @@ def broken(wave: np.ndarray, sample_rate: int = 16000, min_s: float = 0.2,
     return None
 
 
+def installed_engines() -> list[str]:
+    """The TTS engines that can speak now; RuntimeError naming how to install them if none."""
+    engines = tts.available()
+    if not engines:
+        raise RuntimeError("no TTS engine found: " + "; ".join(tts.INSTALL_HINT.values()))
+    return engines
+
+
 def synthesize(phrase: str, out: Path, count: int, seed: int = 0,
                confusables: int | None = None, progress=iter) -> dict:
     """Write ``count`` positive renderings of ``phrase`` and ``confusables`` (default ``count``)
@@ -50,9 +58,7 @@ def synthesize(phrase: str, out: Path, count: int, seed: int = 0,
 
     Returns the report (also written to ``out/report.json``).
     """
-    engines = tts.available()
-    if not engines:
-        raise RuntimeError("no TTS engine found: " + "; ".join(tts.INSTALL_HINT.values()))
+    engines = installed_engines()
     rng = np.random.default_rng(seed)
     n_conf = confusables if confusables is not None else count
     near = confusable_texts(phrase, rng, max(1, n_conf // 2))
@@ -87,9 +93,7 @@ def speak(texts: list[str], out: Path, count: int, seed: int = 0, kind: str = "s
     """``count`` renderings of ``texts`` (in turn) by voices drawn across every installed engine,
     into ``out/<kind>`` (label "none"), as :func:`render_jobs` makes them; returns the
     rejections per reason."""
-    engines = tts.available()
-    if not engines:
-        raise RuntimeError("no TTS engine found: " + "; ".join(tts.INSTALL_HINT.values()))
+    engines = installed_engines()
     rng = np.random.default_rng(seed)
     jobs = [(kind, texts[i % len(texts)], v) for i, v in enumerate(voices(count, rng, engines))]
     return render_jobs(jobs, out, rng, {}, progress)[1]
