@@ -27,6 +27,7 @@ from onnx import numpy_helper
 
 from kws.core.contract import FLOAT_FILE, MANIFEST
 from kws.data import corpora as data
+from kws.features.cache import FeatureCache
 from kws.features.logmel import log_mel
 from kws.metrics.evaluate import miss_at
 from kws.runtime import OnnxModel
@@ -63,6 +64,7 @@ def main() -> None:
     utts = data.collect(cfg)
     val = data.load_split(utts, "val", cfg.model.keywords, cfg.frontend.sample_rate)
     noise = data.load_noise(cfg)
+    featurize = FeatureCache(cfg.frontend)
     feats = [log_mel(w[:48000], cfg.frontend) for _, w in val.negatives[:40]]
     calib = [f[None, :len(f) - len(f) % 3] for f in feats if len(f) >= 3]
     results = {}
@@ -89,7 +91,7 @@ def main() -> None:
             (folder / MANIFEST).write_text(json.dumps(build_manifest(folder, cfg, [FLOAT_FILE],
                                                                      {})))
             runtime = OnnxModel(folder, FLOAT_FILE)
-            report, _ = validation_report(folder, FLOAT_FILE, cfg, val, noise)
+            report, _ = validation_report(folder, FLOAT_FILE, cfg, val, noise, featurize)
             results[method] = {
                 "bytes": path.stat().st_size,
                 "float_weight_share": round(float_weight_share(path), 3),

@@ -33,6 +33,7 @@ from kws.core.contract import FLOAT_FILE, INT8_FILE, MANIFEST, Manifest, check_m
 from kws.core.timing import Timing
 from kws.data import corpora
 from kws.features import features
+from kws.features.cache import FeatureCache
 from kws.metrics.evaluate import VAL_SNR_DB, evaluate, miss_at, prepare_positives
 from kws.runtime import OnnxModel
 from kws.train.checkpoint import load_model
@@ -61,12 +62,16 @@ def reference_features(clips: list[np.ndarray], cfg: Config) -> np.ndarray:
     return np.ascontiguousarray(feats)
 
 
-def validation_report(manifest: Manifest | Path, file: str, cfg: Config, val: corpora.Clips, noise):
-    """(report, DET) of one exported file on the validation split, read with the run's rule."""
+def validation_report(manifest: Manifest | Path, file: str, cfg: Config, val: corpora.Clips,
+                      noise: list[np.ndarray], featurize: FeatureCache):
+    """(report, DET) of one exported file on the validation split, read with the run's rule;
+    ``featurize`` turns audio into the model's features (the float32 and int8 files share one,
+    so speech embeddings are computed once)."""
     model = OnnxModel(manifest, file)
     positives = prepare_positives(val.positives, cfg.model.keywords, noise, VAL_SNR_DB,
                                   seed=cfg.train.seed)
-    return evaluate(model.score_audio, Timing.of(cfg.frontend, cfg.model.stack_frames),
+    return evaluate(lambda wave: model.score_features(featurize(wave)),
+                    Timing.of(cfg.frontend, cfg.model.stack_frames),
                     cfg.model.keywords, positives, val.negatives, cfg.decision)
 
 
@@ -118,8 +123,9 @@ def write_files(model, cfg: Config, out: Path) -> Report:
 
     # a provisional manifest, in memory only, lets OnnxModel run the files for validation
     provisional = describe(out, build_manifest(out, cfg, [FLOAT_FILE, INT8_FILE], {}))
-    float_report, _ = validation_report(provisional, FLOAT_FILE, cfg, val, noise)
-    int8_report, det = validation_report(provisional, INT8_FILE, cfg, val, noise)
+    featurize = FeatureCache(cfg.frontend)
+    float_report, _ = validation_report(provisional, FLOAT_FILE, cfg, val, noise, featurize)
+    int8_report, det = validation_report(provisional, INT8_FILE, cfg, val, noise, featurize)
     delta = miss_at(int8_report, DEFAULT_TARGET) - miss_at(float_report, DEFAULT_TARGET)
     hours = int8_report["negative_hours"]
     extra = {
