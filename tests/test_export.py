@@ -26,7 +26,12 @@ def test_export_writes_all_files_and_a_complete_manifest(tiny_export):
         assert len(cal["threshold"]) == len(cal["fa_per_hour"]) == len(cal["miss_rate"]) > 100
         assert 0 < m["thresholds"][kw] <= 1
     assert {s["license"] for s in m["data_sources"]} == {"unknown: check the source"}
-    assert "miss_rate_change_at_0.5" in m["quantization"]
+    # the int8 change is compared at 0.5 FA/h, or where one false alarm on the validation audio
+    # is allowed when that is more (here: seconds of audio)
+    q = m["quantization"]
+    assert q["at_fa_per_hour"] > 0.5
+    assert q["at_fa_per_hour"] == pytest.approx(1 / m["calibration_hours"])
+    assert isinstance(q["miss_rate_change"], float)
 
 
 @pytest.mark.parametrize("path, licence", [
@@ -108,9 +113,24 @@ def test_miss_rate_change_over_a_point_fails(tiny_export):
     from kws.export.verify import verify_folder
 
     report = verify_folder(tiny_export, miss_delta=0.02)
+    rate = load_manifest(tiny_export).raw["quantization"]["at_fa_per_hour"]
     assert not report.ok
-    assert "FAIL int8 vs float32 validation miss rate at 0.5 FA/h: change +2.00 points" in str(
-        report)
+    assert (f"FAIL int8 vs float32 validation miss rate at {rate:.3g} FA/h: change +2.00 points"
+            in str(report))
+
+
+def test_manifests_of_older_exports_keep_their_stored_change(tiny_export, tmp_path):
+    """Before 2026-12-03 the change was stored as "miss_rate_change_at_0.5", always at 0.5 FA/h."""
+    from kws.export.verify import verify_folder
+
+    old = tmp_path / "old"
+    shutil.copytree(tiny_export, old)
+    m = json.loads((old / MANIFEST).read_text())
+    m["quantization"] = {"method": m["quantization"]["method"], "miss_rate_change_at_0.5": -0.03}
+    (old / MANIFEST).write_text(json.dumps(m))
+    text = str(verify_folder(old))
+    assert "FAIL int8 vs float32 validation miss rate at 0.5 FA/h: change -3.00 points" in text
+    assert "taken from the manifest" in text
 
 
 @pytest.mark.parametrize("breakage, message", [
