@@ -58,10 +58,26 @@ def test_members_config_is_checked(tmp_path):
 
 @pytest.fixture(scope="module")
 def ensemble_run(tmp_path_factory):
+    """Two members trained side by side in two worker processes."""
     root = make_corpus(tmp_path_factory.mktemp("corpus"))
     cfg = load_config(write_config(root, epochs=1, members=2, feature_pool=32))
     out = root / "run"
-    return cfg, train(cfg, out, progress=False), out
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KWS_WORKERS", "2")
+        return cfg, train(cfg, out, progress=False), out
+
+
+def test_members_trained_in_worker_processes_equal_members_trained_here(ensemble_run,
+                                                                        monkeypatch):
+    cfg, result, out = ensemble_run
+    monkeypatch.setenv("KWS_WORKERS", "1")
+    here = train(cfg, out.parent / "here", progress=False)
+    assert [m["history"][-1]["loss"] for m in here["members"]] == pytest.approx(
+        [m["history"][-1]["loss"] for m in result["members"]], rel=1e-4)
+    for i in range(2):
+        a, b = (load_model(folder / f"member-{i}")[0] for folder in (out, out.parent / "here"))
+        for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+            assert torch.allclose(x, y, atol=1e-5), name
 
 
 def test_members_train_merge_and_the_merge_scores_their_mean(ensemble_run):
@@ -83,6 +99,7 @@ def test_members_share_one_feature_pool(ensemble_run, monkeypatch):
     from kws.train.trainer import Trainer
 
     cfg, _, out = ensemble_run
+    monkeypatch.setenv("KWS_WORKERS", "1")  # the spy sees calls made in this process
     built = []
     original = Trainer.build_pool
     monkeypatch.setattr(Trainer, "build_pool", lambda self, p: built.append(self.pool_seed)
@@ -98,6 +115,7 @@ def test_members_share_one_loading_of_the_data(ensemble_run, monkeypatch):
     from kws.train.trainer import Trainer
 
     _, _, out = ensemble_run
+    monkeypatch.setenv("KWS_WORKERS", "1")  # the spies see calls made in this process
     cfg = load_config(write_config(out.parent, epochs=2, members=2, feature_pool=32,
                                    select='"last"'))
     seeds, prepared, validated = [], [], []

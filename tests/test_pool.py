@@ -68,8 +68,8 @@ def test_corpus_sequences_are_cached_once_and_shared_by_other_keywords(corpus, m
 
     stages = []
     original = pool.draw
-    monkeypatch.setattr(pool, "draw", lambda make, n, size, progress, stage: stages.append(
-        stage) or original(make, n, size, progress, stage))
+    monkeypatch.setattr(pool, "draw", lambda make, n, size, progress, stage, processes: (
+        stages.append(stage) or original(make, n, size, progress, stage, processes)))
     second = built(corpus, other=True)
     assert stages == ["feature pool: keyword sequences"]  # the corpus part came from disk
     assert any(p.parent.name == "confusable" for p, _ in second.train_clips.negatives)
@@ -103,3 +103,15 @@ def test_an_unreadable_cache_file_is_computed_again(corpus, caplog):
     assert torch.equal(again.pool[0], first.pool[0])  # same seeds, same features
     with np.load(entry, allow_pickle=False) as saved:
         assert saved["features"].shape[0] == pool.pool_sizes(POOL, 0.5, 0.15)[0]
+
+
+def test_the_pool_does_not_depend_on_the_number_of_worker_processes(corpus, monkeypatch):
+    """Each batch draws from seeds of its own: two workers make the rows one process makes (to
+    float rounding: a worker computes on one thread)."""
+    monkeypatch.setenv("KWS_WORKERS", "2")
+    two = built(corpus)
+    (corpus.parent / "cache").rename(corpus.parent / "cache-two")
+    monkeypatch.setenv("KWS_WORKERS", "1")
+    one = built(corpus)
+    for a, b in zip(one.pool, two.pool):
+        assert a.shape == b.shape and torch.allclose(a.float(), b.float(), atol=1e-5)

@@ -37,6 +37,7 @@ WINDOW = MEL_HOP * (MEL_PER_EMBEDDING - 1) + MEL_WINDOW  # 12512 samples: 782 ms
 SCALE = 32767.0  # the graphs expect int16-scaled audio
 BATCH = 512  # embeddings per run of the embedding graph
 GRAPHS = ("melspectrogram.onnx", "embedding_model.onnx")
+_threads = 0  # onnxruntime's compute threads; 0: its default (one per core)
 
 
 def num_embeddings(n_samples: int) -> int:
@@ -44,14 +45,27 @@ def num_embeddings(n_samples: int) -> int:
     return num_frames(n_samples, WINDOW, HOP)
 
 
-@lru_cache(maxsize=1)
-def _sessions():
+def limit_threads(threads: int) -> None:
+    """Run the graphs on ``threads`` compute threads from now on (0: one per core). A forked
+    worker process calls this: sessions made before the fork are left untouched, their threads
+    do not exist in the child."""
+    global _threads
+    _threads = threads
+
+
+@lru_cache(maxsize=None)
+def _sessions_of(threads: int):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
+    opts.intra_op_num_threads = threads
     return tuple(ort.InferenceSession(str(FILES / name), opts, providers=["CPUExecutionProvider"])
                  for name in GRAPHS)
+
+
+def _sessions():
+    return _sessions_of(_threads)
 
 
 def mel(waves: np.ndarray) -> np.ndarray:

@@ -76,10 +76,10 @@ class StudentTrainer(Trainer):
         self.teacher_timing = Timing.of(teacher_cfg.frontend, teacher.step_frames)
 
     def build_pool(self, progress: bool) -> None:
-        rng = np.random.default_rng([self.cfg.train.seed, 779, self.rank])
-        self.pool = pool.draw(lambda: self.taught(rng), self.cfg.train.feature_pool,
-                              self.cfg.train.batch_size, progress,
-                              "distillation pool: student features and teacher scores")
+        self.pool = pool.draw(lambda j: self.taught(self.rng(779, j)),
+                              self.cfg.train.feature_pool, self.cfg.train.batch_size, progress,
+                              "distillation pool: student features and teacher scores",
+                              self.processes)
         log.info("distillation pool: %d sequences", len(self.pool[0]))
 
     def taught(self, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from kws.core.config import Config, FrontendConfig
-from kws.train import checkpoint
+from kws.train import checkpoint, workers
 from kws.train.model import KeywordModel
 from kws.train.trainer import Trainer
 
@@ -70,38 +70,58 @@ def merge(models: list[KeywordModel], frontend: FrontendConfig) -> KeywordModel:
 def train_members(cfg: Config, out: Path, resume: bool, progress: bool,
                   device: str | None) -> dict:
     """Train ``cfg.train.members`` members in ``out/member-<i>`` (seed + i; the data loaded,
-    the validation audio mixed and the feature pool drawn once, from the base seed), merge them
-    into ``out/best.pt`` and validate the merged model. With ``resume``, a member whose
+    the validation audio featurized and the feature pool drawn once, from the base seed; the
+    members side by side in worker processes, :mod:`kws.train.workers`), merge them into
+    ``out/best.pt`` and validate the merged model. With ``resume``, a member whose
     ``metrics.json`` exists is kept and an interrupted one goes on from its checkpoint. Returns
     the merged model's metrics, each member's under ``"members"``."""
+    from tqdm import tqdm
+
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ValueError(f"train.members = {cfg.train.members}: ensembles train in one process; "
                          "start kws train without torchrun (or set members = 1)")
     n, single = cfg.train.members, dataclasses.replace(cfg.train, members=1)
-    first, members = None, []
-    for i in range(n):
-        folder = out / f"member-{i}"
-        if resume and (folder / "metrics.json").is_file():
-            log.info("ensemble member %d/%d: kept (%s)", i + 1, n, folder / "metrics.json")
-            members.append(json.loads((folder / "metrics.json").read_text()))
-            continue
-        log.info("ensemble member %d/%d: seed %d", i + 1, n, cfg.train.seed + i)
+
+    def member(i: int) -> Trainer:
         trainer = Trainer(dataclasses.replace(cfg, train=dataclasses.replace(
-            single, seed=cfg.train.seed + i)), folder, device)
+            single, seed=cfg.train.seed + i)), out / f"member-{i}", device)
         trainer.pool_seed = cfg.train.seed
-        if first is not None:
-            trainer.adopt(first)  # one loading of the data and one feature pool for all
-        members.append(trainer.run(resume=resume and (folder / "checkpoint.pt").is_file(),
-                                   progress=progress))
-        first = first or trainer
+        return trainer
+
+    done = {}
+    for i in range(n):
+        if resume and (out / f"member-{i}" / "metrics.json").is_file():
+            log.info("ensemble member %d/%d: kept (%s)", i + 1, n,
+                     out / f"member-{i}" / "metrics.json")
+            done[i] = json.loads((out / f"member-{i}" / "metrics.json").read_text())
+    base = member(0)  # loads what every member shares (Trainer.adopt)
+    summary = base.prepare_data()
+    todo = [i for i in range(n) if i not in done]
+    if todo and cfg.train.feature_pool:
+        base.build_pool(progress)
+    if todo:
+        base.featurize_validation()
+    processes = workers.count(base.device)
+
+    def train_one(i: int) -> dict:
+        trainer = member(i)
+        trainer.adopt(base)
+        log.info("ensemble member %d/%d: seed %d", i + 1, n, cfg.train.seed + i)
+        return trainer.run(resume=resume and (trainer.out / checkpoint.LAST).is_file(),
+                           progress=progress and processes == 1)
+
+    def bar(results):
+        return tqdm(results, total=len(todo), leave=False, disable=None if progress else True,
+                    desc=f"ensemble members ({min(processes, len(todo))} at a time)")
+
+    done.update(zip(todo, workers.fork_map(train_one, todo, processes, bar)))
+    members = [done[i] for i in range(n)]
     merged = merge([checkpoint.load_model(out / f"member-{i}", device or "cpu")[0]
                     for i in range(n)],
                    cfg.frontend)
     judge = Trainer(dataclasses.replace(cfg, model=merged.cfg), out, device)
     judge.out.mkdir(parents=True, exist_ok=True)
-    if first is not None:
-        judge.adopt(first)
-    summary = judge.summary or judge.prepare_data()
+    judge.adopt(base)
     judge.module.load_state_dict(merged.state_dict())
     val_miss = judge.validate()
     judge.save(checkpoint.BEST, 0, {"val_miss": val_miss, "members": n})

@@ -27,6 +27,7 @@ import torch
 
 from kws.core.config import to_dict
 from kws.features.cache import cache_dir
+from kws.train import workers
 
 log = logging.getLogger(__name__)
 
@@ -101,28 +102,37 @@ def save(path: Path, columns: Batch) -> None:
     os.replace(tmp, path)
 
 
-def draw(make: Callable[[], Batch], count: int, batch_size: int, progress: bool,
-         stage: str) -> Batch:
-    """``count`` rows from calls of ``make`` (``batch_size`` rows each), on the CPU."""
+def draw(make: Callable[[int], Batch], count: int, batch_size: int, progress: bool,
+         stage: str, processes: int = 1) -> Batch:
+    """``count`` rows from ``make(0)``, ``make(1)``, ... (``batch_size`` rows each; each batch
+    draws from seeds of its own, so the rows do not depend on ``processes``), on the CPU; the
+    batches are made in ``processes`` worker processes (:mod:`kws.train.workers`)."""
     from tqdm import tqdm
 
     if count == 0:
         return tuple(torch.empty(0) for _ in POOL_COLUMNS)
-    parts = [tuple(t.cpu() for t in make())
-             for _ in tqdm(range(-(-count // batch_size)), desc=stage, leave=False,
-                           disable=None if progress else True)]
-    return tuple(torch.cat(column)[:count] for column in zip(*parts))
+    batches = -(-count // batch_size)
+
+    def bar(results):
+        return tqdm(results, total=batches, desc=stage, leave=False,
+                    disable=None if progress else True)
+
+    parts = workers.fork_map(lambda j: tuple(t.cpu().numpy() for t in make(j)),
+                             range(batches), processes, bar)
+    return tuple(torch.cat([torch.from_numpy(p) for p in column])[:count]
+                 for column in zip(*parts))
 
 
-def corpus_part(key: str, make: Callable[[], Batch], count: int, batch_size: int,
-                progress: bool) -> Batch:
+def corpus_part(key: str, make: Callable[[int], Batch], count: int, batch_size: int,
+                progress: bool, processes: int = 1) -> Batch:
     """The cached corpus sequences for ``key``, computed and saved when absent."""
     path = cache_dir() / f"pool-{key}.npz"
     cached = load(path)
     if cached is not None and len(cached[0]) == count:
         log.info("feature pool: %d corpus sequences from the cache %s", count, path)
         return cached
-    columns = draw(make, count, batch_size, progress, "feature pool: corpus negatives (cached)")
+    columns = draw(make, count, batch_size, progress, "feature pool: corpus negatives (cached)",
+                   processes)
     save(path, columns)
     log.info("feature pool: %d corpus sequences cached in %s (%.0f MB)", count, path,
              path.stat().st_size / 1e6)

@@ -24,7 +24,7 @@ from kws.core.timing import Timing
 from kws.data import corpora
 from kws.features import features_torch
 from kws.metrics.evaluate import VAL_SNR_DB, evaluate, prepare_positives
-from kws.train import augment, checkpoint, pool
+from kws.train import augment, checkpoint, pool, workers
 from kws.train.loss import keyword_loss
 from kws.train.model import (
     KeywordModel,
@@ -82,6 +82,8 @@ class Trainer:
         self.best: tuple[float, float] | None = None
         self.start_epoch = 0
         self.summary: dict | None = None  # set by prepare_data (or adopt)
+        # worker processes for the feature pool (one per core on a CPU; torchrun ranks: none)
+        self.processes = workers.count(self.device) if self.world == 1 else 1
 
     @property
     def main(self) -> bool:
@@ -150,19 +152,24 @@ class Trainer:
         n_corpus, positive, partial = pool.pool_sizes(t.feature_pool, t.positive_share,
                                                       PARTIAL_KEYWORD_SHARE)
         own = self.sequence_maker(self.train_clips, positive, partial)
-        rng = np.random.default_rng([self.pool_seed, 777, self.rank])
-        keyword_part = pool.draw(lambda: self.draw(rng, own.make), t.feature_pool - n_corpus,
-                                 t.batch_size, progress, "feature pool: keyword sequences")
+        keyword_part = pool.draw(lambda j: self.draw(self.rng(777, j), own.make),
+                                 t.feature_pool - n_corpus, t.batch_size, progress,
+                                 "feature pool: keyword sequences", self.processes)
         corpus = corpora.from_corpora(cfg, self.train_clips)
         maker = self.sequence_maker(corpus, 0.0)
-        corpus_rng = np.random.default_rng([self.pool_seed, 778, self.rank])
         key = pool.corpus_key(cfg, [p for p, _ in corpus.negatives], corpora.noise_paths(cfg),
                               n_corpus, (self.pool_seed, t.seed), self.rank)
-        corpus_part = pool.corpus_part(key, lambda: self.draw(corpus_rng, maker.make_negative),
-                                       n_corpus, t.batch_size, progress)
+        corpus_part = pool.corpus_part(key, lambda j: self.draw(self.rng(778, j),
+                                                                maker.make_negative),
+                                       n_corpus, t.batch_size, progress, self.processes)
         self.pool = tuple(torch.cat(column) for column in zip(corpus_part, keyword_part))
         log.info("feature pool: %d sequences, %.0f MB", len(self.pool[0]),
                  self.pool[0].numel() * self.pool[0].element_size() / 1e6)
+
+    def rng(self, stream: int, batch: int) -> np.random.Generator:
+        """The random numbers of batch ``batch`` of a pool's ``stream``: one seed per batch, so
+        a batch is the same whichever worker process makes it."""
+        return np.random.default_rng([self.pool_seed, stream, self.rank, batch])
 
     def draw(self, rng: np.random.Generator, make=None) -> tuple[torch.Tensor, ...]:
         """Features of ``batch_size`` fresh sequences (from ``make``, default the run's
@@ -182,6 +189,13 @@ class Trainer:
                                    device=self.device)
                       for times in ([s.start_s for s in seqs], [s.end_s for s in seqs]))
         return feats, labels, start, end
+
+    def featurize_validation(self) -> None:
+        """Compute the features of the validation audio now (kept by ``id`` of each wave), so
+        ensemble members in forked worker processes share them instead of each computing them."""
+        score = torch_scorer(self.module, self.cfg, self.device, self.val_features)
+        for wave in [c.wave for c in self.val_pos] + [w for _, w in self.val_neg]:
+            score(wave)
 
     def fit_normalization(self) -> None:
         rng = np.random.default_rng([self.cfg.train.seed, 999])
@@ -296,9 +310,9 @@ class Trainer:
                 self.save(checkpoint.LAST, epoch, {
                     "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
                     "history": self.history, "best": self.best})
-                log.info("epoch %d loss %.4f val miss@%gFA/h %s (%.0f s)", epoch + 1, loss,
-                         t.target_fa_per_hour, json.dumps(row.get("val_miss", "not measured")),
-                         row["seconds"])
+                log.info("%s: epoch %d loss %.4f val miss@%gFA/h %s (%.0f s)", self.out.name,
+                         epoch + 1, loss, t.target_fa_per_hour,
+                         json.dumps(row.get("val_miss", "not measured")), row["seconds"])
                 stop[0] = float(stale >= t.patience)
             if self.world > 1:
                 import torch.distributed as dist
