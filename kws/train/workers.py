@@ -14,12 +14,9 @@ beyond float rounding: every piece draws from seeds of its own.
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
 import os
 from typing import Callable, Iterable, Sequence, TypeVar
-
-log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _TASK: Callable | None = None  # what forked workers call (inherited, never pickled)
