@@ -202,3 +202,48 @@ def test_seven_members_store_no_zero_blocks_and_score_the_same(tmp_path):
     assert np.abs(got - want).max() <= 1e-5
     # the merged score is the softmax of the members' mean logits, not any one member's
     assert np.abs(want - single.numpy()).max() > 1e-3
+
+
+def test_hard_negatives_need_a_feature_pool(tmp_path):
+    with pytest.raises(ValueError, match=r"train.hard_negatives.*8.*0 without a feature pool"):
+        load_config(write_config(tmp_path, hard_negatives=8))
+    with pytest.raises(ValueError, match=r"train.hard_negative_epochs.*0.*>= 1"):
+        load_config(write_config(tmp_path, hard_negatives=8, feature_pool=32,
+                                 hard_negative_epochs=0))
+
+
+def test_a_hard_negative_round_trains_each_member_on_with_its_mined_pool(ensemble_run,
+                                                                         monkeypatch):
+    """Second round: each member goes on from its own first-round weights at a tenth of the
+    learning rate, on the pool plus one sequence per mined moment; the merge is of the second
+    round's members; resume keeps them."""
+    from kws.train.trainer import Trainer
+
+    _, _, out = ensemble_run
+    monkeypatch.setenv("KWS_WORKERS", "1")  # the spy sees calls made in this process
+    cfg = load_config(write_config(out.parent, epochs=1, members=2, feature_pool=32,
+                                   hard_negatives=12, hard_negative_epochs=1))
+    runs, original = [], Trainer.run
+    monkeypatch.setattr(Trainer, "run", lambda self, **k: runs.append(
+        (self.out.name, len(self.pool[0]), self.cfg.train.lr, k.get("init"))) or original(
+        self, **k))
+    run = out.parent / "hard"
+    result = train(cfg, run, progress=False)
+    mined = result["hard_negatives"]["moments"]
+    assert 0 < mined <= 12 and result["first_round_val_miss"]
+    assert [(name, rows) for name, rows, *_ in runs] == [
+        ("member-0", 32), ("member-1", 32), ("hard-0", 32 + mined), ("hard-1", 32 + mined)]
+    for i in range(2):
+        name, _, lr, init = runs[2 + i]
+        assert lr == pytest.approx(cfg.train.lr / 10)
+        first = load_model(run / f"member-{i}")[0].state_dict()
+        assert all(torch.equal(init[k], first[k]) for k in first)
+    model = load_model(run)[0]
+    a, b = (load_model(run / f"hard-{i}")[0] for i in range(2))
+    feats = torch.randn(1, 30, cfg.frontend.n_mels)
+    with torch.no_grad():
+        assert torch.allclose(model(feats)[0], (a(feats)[0] + b(feats)[0]) / 2, atol=1e-5)
+    assert len(result["hard_negative_members"]) == 2
+    runs.clear()
+    again = train(cfg, run, resume=True, progress=False)
+    assert runs == [] and again["best"] == result["best"]

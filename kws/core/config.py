@@ -293,6 +293,11 @@ class TrainConfig:
             high-scoring false alarms, N times the training time.
         distill_weight: for ``kws distill`` students, the weight of the cross-entropy towards
             the teacher's probabilities next to the labels' loss (:mod:`kws.train.distill`).
+        hard_negatives: 0 trains one round. N > 0 (with a feature pool) then mines the N
+            moments of the training negatives the first round's (merged) model scores highest,
+            adds a sequence around each to the pool and trains every member on from its weights
+            for ``hard_negative_epochs`` epochs at a tenth of ``lr`` (:mod:`kws.train.mining`).
+        hard_negative_epochs: epochs of that second round.
     """
 
     epochs: int = 30
@@ -310,6 +315,8 @@ class TrainConfig:
     feature_pool: int = 0
     members: int = 1
     distill_weight: float = 1.0
+    hard_negatives: int = 0
+    hard_negative_epochs: int = 4
 
     def __post_init__(self) -> None:
         check(1 <= self.members <= 16, "train.members", self.members, "1..16")
@@ -329,6 +336,11 @@ class TrainConfig:
         check(self.target_fa_per_hour > 0, "train.target_fa_per_hour", self.target_fa_per_hour,
               "> 0")
         check(self.distill_weight >= 0, "train.distill_weight", self.distill_weight, ">= 0")
+        check(self.hard_negatives >= 0, "train.hard_negatives", self.hard_negatives, ">= 0")
+        check(self.hard_negatives == 0 or self.feature_pool > 0, "train.hard_negatives",
+              self.hard_negatives, "0 without a feature pool (mined sequences join the pool)")
+        check(self.hard_negative_epochs >= 1, "train.hard_negative_epochs",
+              self.hard_negative_epochs, ">= 1")
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,9 @@ from pathlib import Path
 import torch
 
 from kws.core.config import Config, FrontendConfig
-from kws.train import checkpoint, workers
+from kws.features.cache import FeatureCache
+from kws.train import checkpoint, mining, pool, workers
+from kws.train.finetune import LR_FACTOR
 from kws.train.model import KeywordModel
 from kws.train.trainer import Trainer
 
@@ -72,64 +74,147 @@ def train_members(cfg: Config, out: Path, resume: bool, progress: bool,
     """Train ``cfg.train.members`` members in ``out/member-<i>`` (seed + i; the data loaded,
     the validation audio featurized and the feature pool drawn once, from the base seed; the
     members side by side in worker processes, :mod:`kws.train.workers`), merge them into
-    ``out/best.pt`` and validate the merged model. With ``resume``, a member whose
-    ``metrics.json`` exists is kept and an interrupted one goes on from its checkpoint. Returns
-    the merged model's metrics, each member's under ``"members"``."""
-    from tqdm import tqdm
-
+    ``out/best.pt`` and validate the merged model. With ``[train] hard_negatives``, a second
+    round trains each member on in ``out/hard-<i>`` with the merged first round's hardest
+    training negatives added to the pool (:func:`add_hard_negatives`). With ``resume``, a member
+    whose ``metrics.json`` exists is kept and an interrupted one goes on from its checkpoint.
+    Returns the merged model's metrics, each member's under ``"members"``."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ValueError(f"train.members = {cfg.train.members}: ensembles train in one process; "
-                         "start kws train without torchrun (or set members = 1)")
-    n, single = cfg.train.members, dataclasses.replace(cfg.train, members=1)
+        raise ValueError(f"train.members = {cfg.train.members}, train.hard_negatives = "
+                         f"{cfg.train.hard_negatives}: ensembles and hard-negative rounds train "
+                         "in one process; start kws train without torchrun (or set members = 1 "
+                         "and hard_negatives = 0)")
+    t = cfg.train
+    single = dataclasses.replace(t, members=1)
 
-    def member(i: int) -> Trainer:
+    def member(i: int, folder: str = "member", **train) -> Trainer:
         trainer = Trainer(dataclasses.replace(cfg, train=dataclasses.replace(
-            single, seed=cfg.train.seed + i)), out / f"member-{i}", device)
-        trainer.pool_seed = cfg.train.seed
+            single, seed=t.seed + i, **train)), out / f"{folder}-{i}", device)
+        trainer.pool_seed = t.seed
         return trainer
 
-    done = {}
-    for i in range(n):
-        if resume and (out / f"member-{i}" / "metrics.json").is_file():
-            log.info("ensemble member %d/%d: kept (%s)", i + 1, n,
-                     out / f"member-{i}" / "metrics.json")
-            done[i] = json.loads((out / f"member-{i}" / "metrics.json").read_text())
     base = member(0)  # loads what every member shares (Trainer.adopt)
     summary = base.prepare_data()
+
+    def ready() -> None:  # before members fork: what they share, made once
+        if t.feature_pool and base.pool is None:
+            base.build_pool(progress)
+        if not base.val_features:
+            base.featurize_validation()
+
+    members = train_round(base, member, "member", t.members, resume, progress, ready)
+    result = {**summary, "members": members}
+    models = [checkpoint.load_model(out / f"member-{i}", device or "cpu")[0]
+              for i in range(t.members)]
+    if t.hard_negatives:
+        first = merge(models, cfg.frontend)
+        result["first_round_val_miss"] = judged(cfg, out, base, first, device).validate()
+        log.info("first round, ensemble of %d: val miss@%gFA/h %s", t.members,
+                 t.target_fa_per_hour, json.dumps(result["first_round_val_miss"]))
+
+        def second(i: int, folder: str = "hard") -> Trainer:
+            return member(i, folder, epochs=t.hard_negative_epochs, lr=t.lr * LR_FACTOR)
+
+        def init(i: int) -> dict:
+            return models[i].state_dict()
+
+        result["hard_negative_members"] = train_round(
+            base, second, "hard", t.members, resume, progress,
+            lambda: (ready(), result.update(add_hard_negatives(base, first, progress))), init)
+        models = [checkpoint.load_model(out / f"hard-{i}", device or "cpu")[0]
+                  for i in range(t.members)]
+    merged = merge(models, cfg.frontend)
+    judge = judged(cfg, out, base, merged, device)
+    val_miss = judge.validate()
+    judge.save(checkpoint.BEST, 0, {"val_miss": val_miss, "members": t.members})
+    log.info("ensemble of %d: val miss@%gFA/h %s", t.members, t.target_fa_per_hour,
+             json.dumps(val_miss))
+    rounds = members + result.get("hard_negative_members", [])
+    result.update({"device": judge.device,
+                   "train_seconds": sum(m["train_seconds"] for m in rounds),
+                   "parameters": sum(p.numel() for p in merged.parameters()),
+                   "best": {"val_miss_mean": val_miss["mean"]}, "val_miss": val_miss})
+    (out / "metrics.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def train_round(base: Trainer, member, folder: str, n: int, resume: bool, progress: bool,
+                ready, init=None) -> list[dict]:
+    """Train the members ``member(i)`` (``i < n``, in ``<out>/<folder>-<i>``) in
+    worker processes, from ``init(i)``'s state dict when given; ``ready()`` runs first, and only
+    when a member is left to train (with ``resume``, one with ``metrics.json`` is kept).
+    Returns each member's metrics."""
+    from tqdm import tqdm
+
+    out = base.out.parent
+    done = {}
+    for i in range(n):
+        metrics = out / f"{folder}-{i}" / "metrics.json"
+        if resume and metrics.is_file():
+            log.info("%s %d/%d: kept (%s)", folder, i + 1, n, metrics)
+            done[i] = json.loads(metrics.read_text())
     todo = [i for i in range(n) if i not in done]
-    if todo and cfg.train.feature_pool:
-        base.build_pool(progress)
-    if todo:
-        base.featurize_validation()
+    if not todo:
+        return [done[i] for i in range(n)]
+    ready()
     processes = workers.count(base.device)
 
     def train_one(i: int) -> dict:
         trainer = member(i)
         trainer.adopt(base)
-        log.info("ensemble member %d/%d: seed %d", i + 1, n, cfg.train.seed + i)
+        log.info("%s %d/%d: seed %d", folder, i + 1, n, trainer.cfg.train.seed)
         return trainer.run(resume=resume and (trainer.out / checkpoint.LAST).is_file(),
-                           progress=progress and processes == 1)
+                           progress=progress and processes == 1,
+                           init=None if init is None else init(i))
 
     def bar(results):
         return tqdm(results, total=len(todo), leave=False, disable=None if progress else True,
-                    desc=f"ensemble members ({min(processes, len(todo))} at a time)")
+                    desc=f"ensemble: {folder}s ({min(processes, len(todo))} at a time)")
 
     done.update(zip(todo, workers.fork_map(train_one, todo, processes, bar)))
-    members = [done[i] for i in range(n)]
-    merged = merge([checkpoint.load_model(out / f"member-{i}", device or "cpu")[0]
-                    for i in range(n)],
-                   cfg.frontend)
-    judge = Trainer(dataclasses.replace(cfg, model=merged.cfg), out, device)
+    return [done[i] for i in range(n)]
+
+
+def judged(cfg: Config, out: Path, base: Trainer, model: KeywordModel,
+           device: str | None) -> Trainer:
+    """A trainer in ``out`` holding ``model`` (merged) and ``base``'s data, to validate and
+    save it."""
+    judge = Trainer(dataclasses.replace(cfg, model=model.cfg), out, device)
     judge.out.mkdir(parents=True, exist_ok=True)
     judge.adopt(base)
-    judge.module.load_state_dict(merged.state_dict())
-    val_miss = judge.validate()
-    judge.save(checkpoint.BEST, 0, {"val_miss": val_miss, "members": n})
-    log.info("ensemble of %d: val miss@%gFA/h %s", n, cfg.train.target_fa_per_hour,
-             json.dumps(val_miss))
-    result = {**summary, "device": judge.device, "members": members,
-              "train_seconds": sum(m["train_seconds"] for m in members),
-              "parameters": sum(p.numel() for p in merged.parameters()),
-              "best": {"val_miss_mean": val_miss["mean"]}, "val_miss": val_miss}
-    (out / "metrics.json").write_text(json.dumps(result, indent=2))
-    return result
+    judge.module.load_state_dict(model.state_dict())
+    return judge
+
+
+def add_hard_negatives(base: Trainer, model: KeywordModel, progress: bool) -> dict:
+    """Add a negative sequence around each of the ``[train] hard_negatives`` moments of the
+    training negatives that ``model`` scores highest to ``base.pool`` (features from the disk
+    cache, :class:`kws.features.cache.FeatureCache`, computed in worker processes when
+    absent). Returns what was mined, for the metrics."""
+    from tqdm import tqdm
+
+    cfg, t = base.cfg, base.cfg.train
+    negatives = base.train_clips.negatives
+
+    def bar(stage: str, total: int):
+        return lambda items: tqdm(items, total=total, desc=stage, leave=False,
+                                  disable=None if progress else True)
+
+    cache = FeatureCache(cfg.frontend)
+    features = workers.fork_map(lambda i: cache(negatives[i][1]), range(len(negatives)),
+                                base.processes, bar("hard negatives: features", len(negatives)))
+    moments = mining.hardest(model, cfg, negatives, t.hard_negatives, features,
+                             bar("hard negatives: scoring", len(negatives)))
+    seqs = mining.hard_sequences(moments, negatives, t.sequence_s, cfg.frontend.sample_rate,
+                                 base.maker.finish, base.rng(779, 0))
+    b = t.batch_size
+    rows = pool.draw(lambda j: base.columns(seqs[j * b:(j + 1) * b]), len(seqs), b, progress,
+                     "hard negatives: sequences", base.processes)
+    base.pool = tuple(torch.cat(column) for column in zip(base.pool, rows))
+    values = [m[0] for m in moments]
+    log.info("hard negatives: %d moments of %.1f h of training negatives (decision values "
+             "%.3f..%.3f) added to the pool", len(moments),
+             base.train_clips.negative_seconds(cfg.frontend.sample_rate) / 3600,
+             min(values, default=0.0), max(values, default=0.0))
+    return {"hard_negatives": {"moments": len(moments), "files": len({m[1] for m in moments}),
+                               "values": [min(values, default=0.0), max(values, default=0.0)]}}

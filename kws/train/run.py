@@ -1,5 +1,6 @@
 """``kws train``: one model (:class:`kws.train.trainer.Trainer`) or an ensemble of members
-(:mod:`kws.train.ensemble`), as the config's ``[train] members`` says."""
+(:mod:`kws.train.ensemble`, also for a second round on hard negatives), as the config's
+``[train]`` says."""
 
 from __future__ import annotations
 
@@ -14,6 +15,6 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, progress: bool
           device: str | None = None) -> dict:
     """Train a model as configured into ``out_dir``; returns the metrics dict (also written to
     ``out_dir/metrics.json``)."""
-    if cfg.train.members > 1:
+    if cfg.train.members > 1 or cfg.train.hard_negatives:
         return train_members(cfg, Path(out_dir), resume, progress, device)
     return Trainer(cfg, Path(out_dir), device).run(resume=resume, progress=progress)
