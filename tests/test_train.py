@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="torch is in the train extra")
@@ -41,6 +42,32 @@ def test_loss_prefers_a_peak_at_the_keyword_end():
     none = torch.tensor([0])
     assert keyword_loss(too_early, none, start, end, 3, 3) > keyword_loss(base, none, start, end,
                                                                           3, 3)
+
+
+def test_with_a_smoothing_rule_the_loss_asks_for_the_average_it_thresholds():
+    """The positive term of a rule averaging 3 steps is -log of the best 3-step average of the
+    keyword's probability in the end window: one spike pays for the two quiet steps beside it,
+    three steps in a row do not; without smoothing both cost the same."""
+    labels, start, end = torch.tensor([1]), torch.tensor([10]), torch.tensor([20])
+    none = torch.zeros(1, 40, 2)
+    none[..., 0] = 30.0  # certain "none": keyword probability ~0, background terms ~0
+    spike, run = none.clone(), none.clone()
+    spike[0, 20, 1] = 60.0  # probability ~1 at one step
+    run[0, 18:21, 1] = 60.0  # ... at three steps in a row
+
+    def loss(x, smoothing):
+        return keyword_loss(x, labels, start, end, 3, 3, smoothing).item()
+
+    assert loss(spike, 1) == pytest.approx(loss(run, 1), abs=1e-4)
+    assert loss(run, 3) == pytest.approx(loss(run, 1), abs=1e-4)
+    # the spike's best average is 1/3: -log(1/3) more (the hard-negative term is unchanged)
+    assert loss(spike, 3) - loss(spike, 1) == pytest.approx(np.log(3), abs=1e-4)
+    # the average starts from zeros before the sequence, as the rule's history does
+    early = none.clone()
+    early[0, 0, 1] = 60.0
+    assert keyword_loss(early, labels, torch.tensor([0]), torch.tensor([0]), 0, 0, 3).item() \
+        == pytest.approx(keyword_loss(early, labels, torch.tensor([0]), torch.tensor([0]), 0, 0,
+                                      1).item() + np.log(3), abs=1e-4)
 
 
 def test_run_writes_metrics_plot_checkpoints_and_is_deterministic(corpus, tmp_path):

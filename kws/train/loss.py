@@ -5,7 +5,10 @@ fire on every keyword frame fires early and often. So we use max-pooling (Sun et
 localized at the keyword end, plus hard-negative max-pooling:
 
 * positive term: in a window ``[end - 0.3 s, end + 0.3 s]`` only the step where the keyword's
-  log-probability is highest gets cross-entropy towards the keyword;
+  log-probability is highest gets cross-entropy towards the keyword. With a decision rule that
+  averages ``smoothing`` steps (:mod:`kws.core.decision`), it is the average the rule compares,
+  so a keyword raises its score for that many steps in a row: a one-step spike, which the
+  average would cut to a fraction, no longer satisfies it;
 * negative term: every step outside ``[keyword start, end + 0.3 s]`` gets cross-entropy towards
   "none" (mean over steps), so the model stays quiet on speech and on partial keywords;
 * hard-negative term: per sequence, the non-keyword step with the highest keyword probability
@@ -20,7 +23,8 @@ import torch.nn.functional as F
 
 
 def keyword_loss(logits: torch.Tensor, labels: torch.Tensor, start_step: torch.Tensor,
-                 end_step: torch.Tensor, before: int, after: int) -> torch.Tensor:
+                 end_step: torch.Tensor, before: int, after: int, smoothing: int = 1
+                 ) -> torch.Tensor:
     """The loss in the module docstring.
 
     Args:
@@ -28,6 +32,7 @@ def keyword_loss(logits: torch.Tensor, labels: torch.Tensor, start_step: torch.T
         labels: ``(B,)`` 0 = none, else 1 + keyword index.
         start_step, end_step: ``(B,)`` keyword bounds in steps (ignored where label is 0).
         before, after: the positive window around ``end_step``, in steps.
+        smoothing: steps the decision rule averages (1: none).
     """
     logp = F.log_softmax(logits.float(), dim=-1)
     steps = torch.arange(logits.shape[1], device=logits.device)[None, :]
@@ -40,6 +45,9 @@ def keyword_loss(logits: torch.Tensor, labels: torch.Tensor, start_step: torch.T
     loss = loss + hard[torch.isfinite(hard)].mean()
     if positive.any():
         kw_lp = logp.gather(-1, labels[:, None, None].expand(-1, logp.shape[1], 1)).squeeze(-1)
+        if smoothing > 1:  # the rule's moving average, zeros before the sequence starts
+            padded = F.pad(kw_lp.exp(), (smoothing - 1, 0))
+            kw_lp = padded.unfold(1, smoothing, 1).mean(-1).clamp_min(1e-12).log()
         window = positive & (steps >= end_step[:, None] - before) & \
             (steps <= end_step[:, None] + after)
         best = kw_lp.masked_fill(~window, float("-inf")).max(dim=1).values

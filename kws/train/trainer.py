@@ -236,7 +236,7 @@ class Trainer:
         keyword start and end steps, then any columns a subclass adds)."""
         _, labels, start, end = batch[:4]
         return keyword_loss(logits, labels, start, end, round(WINDOW_BEFORE_S / self.step_s),
-                            round(WINDOW_AFTER_S / self.step_s))
+                            round(WINDOW_AFTER_S / self.step_s), self.cfg.decision.smoothing_steps)
 
     def validate(self) -> dict:
         self.module.eval()
