@@ -112,8 +112,8 @@ def train_members(cfg: Config, out: Path, resume: bool, progress: bool,
         log.info("first round, ensemble of %d: val miss@%gFA/h %s", t.members,
                  t.target_fa_per_hour, json.dumps(result["first_round_val_miss"]))
 
-        def second(i: int, folder: str = "hard") -> Trainer:
-            return member(i, folder, epochs=t.hard_negative_epochs, lr=t.lr * LR_FACTOR)
+        def second(i: int) -> Trainer:
+            return member(i, "hard", epochs=t.hard_negative_epochs, lr=t.lr * LR_FACTOR)
 
         def init(i: int) -> dict:
             return models[i].state_dict()
