@@ -97,8 +97,9 @@ def hard_sequences(moments: list[Moment], negatives: list[tuple[Path, np.ndarray
         at = min(int(t * sample_rate), len(wave))
         end_at = int(rng.integers(min(at, n - margin - 1), n - margin))  # where `at` lands
         seq = np.zeros(n, dtype=np.float32)
-        first = max(0, at - end_at)
-        part = wave[first:first + n - (end_at - (at - first))]
-        seq[end_at - (at - first):end_at - (at - first) + len(part)] = part
+        first = max(0, at - end_at)  # the recording's first sample in the sequence
+        start = end_at - at + first  # ... and where it goes
+        part = wave[first:first + n - start]
+        seq[start:start + len(part)] = part
         out.append(Sequence(finish(seq, rng), 0))
     return out
