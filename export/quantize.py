@@ -53,11 +53,9 @@ def quantize_weights(model: onnx.ModelProto) -> onnx.ModelProto:
         graph.initializer.remove(init)
         graph.initializer.extend([
             numpy_helper.from_array(q, f"{init.name}_int8"),
-            numpy_helper.from_array(scale, f"{init.name}_scale"),
-            numpy_helper.from_array(np.zeros_like(scale, dtype=np.int8), f"{init.name}_zero")])
-        dequantize.append(helper.make_node(
-            "DequantizeLinear", [f"{init.name}_int8", f"{init.name}_scale", f"{init.name}_zero"],
-            [init.name], axis=1))
+            numpy_helper.from_array(scale, f"{init.name}_scale")])
+        dequantize.append(helper.make_node(  # no zero point: it defaults to 0 (symmetric)
+            "DequantizeLinear", [f"{init.name}_int8", f"{init.name}_scale"], [init.name], axis=1))
     for node in reversed(dequantize):
         graph.node.insert(0, node)
     onnx.checker.check_model(out)

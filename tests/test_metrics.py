@@ -49,6 +49,19 @@ def test_det_curve_fa_per_hour_and_operating_point():
     assert det.operating_point(1, 0.1) == (0.5, 0.0, 0.0)
 
 
+def test_default_grid_separates_scores_crowded_below_one():
+    # an ensemble's false alarm at 0.9996 and keywords at 0.99985 / 0.99991: the budget of no
+    # false alarm must find a threshold between them, not jump to one above every keyword
+    neg = np.zeros((1000, 1))
+    neg[10, 0] = 0.9996
+    det = det_curve([np.array([0.99985, 0.99991, 0.5])], [neg], negative_hours=1.0,
+                    refractory=10)
+    assert (np.diff(det.thresholds) > 0).all() and det.thresholds[-1] == 0.99999
+    threshold, miss, fa = det.operating_point(0, 0.5)
+    assert 0.9996 < threshold <= 0.99985
+    assert (miss, fa) == (pytest.approx(1 / 3), 0.0)
+
+
 def test_det_is_monotone_on_random_tracks():
     rng = np.random.default_rng(1)
     neg = [rng.random((3000, 3)) ** 8 for _ in range(3)]

@@ -30,7 +30,7 @@ def write_report(report: dict, det: Det, keywords: tuple[str, ...], out_dir: Pat
                              "miss_rate": det.miss_rate.tolist()})
     (out_dir / "report.json").write_text(json.dumps(full, indent=2, default=_plain))
     lines = ["file\ttime_s\tkeyword\tscore"] + [
-        f"{fa['file']}\t{fa['time_s']}\t{fa['keyword']}\t{fa['score']:.3f}"
+        f"{fa['file']}\t{fa['time_s']}\t{fa['keyword']}\t{fa['score']:.4f}"
         for fa in report["false_alarms"]]
     (out_dir / "false_alarms.tsv").write_text("\n".join(lines) + "\n")
     curves = {kw: (det.fa_per_hour[:, j], det.miss_rate[:, j]) for j, kw in enumerate(keywords)

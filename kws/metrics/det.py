@@ -17,10 +17,13 @@ from kws.core.decision import budget_index, events
 
 def default_thresholds() -> np.ndarray:
     """Threshold grid: 0.005 .. 0.8 in steps of 0.005, then 0.801 .. 0.999 in steps of 0.001
-    (operating points at low false-alarm rates sit there), plus 0.9995 and 0.9999."""
+    (operating points at low false-alarm rates sit there), then 1 - 10^(-3.1) .. 1 - 10^(-5) in
+    tenths of a decade: an ensemble's averaged probabilities crowd just below 1, where a step of
+    0.001 would leave the lowest false-alarm budgets with nothing between 0.999 and 1."""
     coarse = np.round(np.arange(1, 161) * 0.005, 4)
     fine = np.round(0.8 + np.arange(1, 200) * 0.001, 4)
-    return np.concatenate([coarse, fine, [0.9995, 0.9999]])
+    top = np.round(1.0 - 10.0 ** -(3.0 + np.arange(1, 21) / 10), 8)
+    return np.concatenate([coarse, fine, top])
 
 
 def count_events(tracks: list[np.ndarray], thresholds: np.ndarray, refractory: int) -> np.ndarray:
