@@ -144,6 +144,13 @@ def _gru_body(n: int, h: int) -> onnx.GraphProto:
          helper.make_tensor_value_info("h_out", TensorProto.FLOAT, [n, 1, h])])
 
 
+def _members_first(source: str, shape: str, out: str) -> list[onnx.NodeProto]:
+    """Nodes that reshape ``source`` to ``shape`` ``(A, N, B)`` and put the member axis first:
+    ``out`` is ``(N, A, B)``."""
+    return [helper.make_node("Reshape", [source, shape], [f"{out}_by_member"]),
+            helper.make_node("Transpose", [f"{out}_by_member"], [out], perm=[1, 0, 2])]
+
+
 def build_graph(w: Weights, name: str = "kws") -> onnx.ModelProto:
     """The float32 streaming-step model (see the module docstring)."""
     n, h, k = w.members, w.unit, w.n_keywords
@@ -173,26 +180,21 @@ def build_graph(w: Weights, name: str = "kws") -> onnx.ModelProto:
         helper.make_node("MatMul", ["stacked", "proj_w"], ["proj0"]),
         helper.make_node("Add", ["proj0", "proj_b"], ["proj1"]),
         helper.make_node("Relu", ["proj1"], ["proj"]),
-        helper.make_node("Reshape", ["proj", "members_shape"], ["proj_tnp"]),
-        helper.make_node("Transpose", ["proj_tnp"], ["proj_ntp"], perm=[1, 0, 2]),
-        helper.make_node("Reshape", ["ih_w", "ih_shape"], ["ih_pn"]),
-        helper.make_node("Transpose", ["ih_pn"], ["ih3"], perm=[1, 0, 2]),
+        *_members_first("proj", "members_shape", "proj_ntp"),
+        *_members_first("ih_w", "ih_shape", "ih3"),
         helper.make_node("MatMul", ["proj_ntp", "ih3"], ["gates0"]),
         helper.make_node("Reshape", ["ih_b", "bias_shape"], ["ih_b3"]),
         helper.make_node("Add", ["gates0", "ih_b3"], ["gates_ntg"]),
         helper.make_node("Transpose", ["gates_ntg"], ["gates_tng"], perm=[1, 0, 2]),
         helper.make_node("Unsqueeze", ["gates_tng", "axis2"], ["gates"]),
-        helper.make_node("Reshape", ["hh_w", "hh_shape"], ["hh_hn"]),
-        helper.make_node("Transpose", ["hh_hn"], ["hh3"], perm=[1, 0, 2]),
+        *_members_first("hh_w", "hh_shape", "hh3"),
         helper.make_node("Reshape", ["hh_b", "bias_shape"], ["hh_b3"]),
         helper.make_node("Reshape", [INPUT_STATE, "unit_shape"], ["h0"]),
         helper.make_node("Scan", ["h0", "gates"], ["h_last", "hidden_seq"], num_scan_inputs=1,
                          body=_gru_body(n, h)),
         helper.make_node("Reshape", ["h_last", "state_shape"], [OUTPUT_STATE]),
-        helper.make_node("Reshape", ["hidden_seq", "hidden_shape"], ["hidden_tnh"]),
-        helper.make_node("Transpose", ["hidden_tnh"], ["hidden"], perm=[1, 0, 2]),
-        helper.make_node("Reshape", ["out_w", "out_shape"], ["out_hn"]),
-        helper.make_node("Transpose", ["out_hn"], ["out3"], perm=[1, 0, 2]),
+        *_members_first("hidden_seq", "hidden_shape", "hidden"),
+        *_members_first("out_w", "out_shape", "out3"),
         helper.make_node("MatMul", ["hidden", "out3"], ["logits0"]),
         helper.make_node("Reshape", ["out_b", "out_b_shape"], ["out_b3"]),
         helper.make_node("Add", ["logits0", "out_b3"], ["logits"]),
