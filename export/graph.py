@@ -10,12 +10,10 @@ ensemble) runs N GRUs side by side as one batched MatMul, with no weight between
     Scan over T with state h (N,1,H):
         gh = h Whh + bhh;  r,z = sigmoid(gi_rz + gh_rz);  n = tanh(gi_n + r * gh_n)
         h' = n + z * (h - n)
-    hidden (T, N, 1, H) -> (N, T, H) -MatMul out (N,H,K+1),Add,Softmax-> (N, T, K+1)
-      -ReduceMean over members-> (T, K+1) -> drop "none" -> scores (1,T,K)
+    hidden (T, N*H) -MatMul,Add,Softmax-> drop "none" -> scores (1,T,K)
 
-``ih_w``, ``hh_w`` and ``out_w`` are stored stacked, ``(P, N*3H)``, ``(H, N*3H)`` and
-``(H, N*(K+1))`` (member i in columns ``i*3H..`` or ``i*(K+1)..``), and reshaped to
-``(N, P, 3H)``, ``(N, H, 3H)`` and ``(N, H, K+1)`` in the graph. The feature
+``ih_w`` and ``hh_w`` are stored stacked, ``(P, N*3H)`` and ``(H, N*3H)`` (member i in columns
+``i*3H..``), and reshaped to ``(N, P, 3H)`` and ``(N, H, 3H)`` in the graph. The feature
 normalization (mean/std) is folded into the first MatMul.
 """
 
@@ -43,8 +41,7 @@ class Weights:
         ih_w, ih_b: ``(P, N*3H)``, ``(N*3H,)``: member i's columns ``i*3H..``, gate order r, z,
             n (as torch.nn.GRU).
         hh_w, hh_b: ``(H, N*3H)``, ``(N*3H,)`` likewise.
-        out_w, out_b: ``(H, N*(K+1))``, ``(N*(K+1),)`` likewise; column 0 of each member's
-            ``K+1`` is "none".
+        out_w, out_b: ``(N*H, K+1)``, ``(K+1,)``; column 0 is "none".
         n_mels, step_frames: feature bands and frames per step.
     """
 
@@ -70,7 +67,7 @@ class Weights:
 
     @property
     def n_keywords(self) -> int:
-        return self.out_w.shape[1] // self.members - 1
+        return self.out_w.shape[1] - 1
 
 
 def weights_from_model(model) -> Weights:
@@ -163,9 +160,7 @@ def build_graph(w: Weights, name: str = "kws") -> onnx.ModelProto:
         "bias_shape": np.array([n, 1, 3 * h], np.int64),
         "unit_shape": np.array([n, 1, h], np.int64),
         "state_shape": np.array([1, 1, n * h], np.int64),
-        "hidden_shape": np.array([-1, n, h], np.int64),
-        "out_shape": np.array([h, n, k + 1], np.int64),
-        "out_b_shape": np.array([n, 1, k + 1], np.int64),
+        "hidden_shape": np.array([-1, n * h], np.int64),
         "split_rz_n": np.array([2 * h, h], np.int64),
         "split_r_z": np.array([h, h], np.int64),
         "axis0": np.array([0], np.int64), "axis1": np.array([1], np.int64),
@@ -193,13 +188,10 @@ def build_graph(w: Weights, name: str = "kws") -> onnx.ModelProto:
         helper.make_node("Scan", ["h0", "gates"], ["h_last", "hidden_seq"], num_scan_inputs=1,
                          body=_gru_body(n, h)),
         helper.make_node("Reshape", ["h_last", "state_shape"], [OUTPUT_STATE]),
-        *_members_first("hidden_seq", "hidden_shape", "hidden"),
-        *_members_first("out_w", "out_shape", "out3"),
-        helper.make_node("MatMul", ["hidden", "out3"], ["logits0"]),
-        helper.make_node("Reshape", ["out_b", "out_b_shape"], ["out_b3"]),
-        helper.make_node("Add", ["logits0", "out_b3"], ["logits"]),
-        helper.make_node("Softmax", ["logits"], ["member_probs"], axis=-1),
-        helper.make_node("ReduceMean", ["member_probs"], ["probs"], axes=[0], keepdims=0),
+        helper.make_node("Reshape", ["hidden_seq", "hidden_shape"], ["hidden"]),
+        helper.make_node("MatMul", ["hidden", "out_w"], ["logits0"]),
+        helper.make_node("Add", ["logits0", "out_b"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probs"], axis=-1),
         helper.make_node("Slice", ["probs", "kw_first", "kw_end", "axis1"], ["kw_probs"]),
         helper.make_node("Unsqueeze", ["kw_probs", "axis0"], [OUTPUT_SCORES]),
     ]

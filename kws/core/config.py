@@ -289,7 +289,7 @@ class TrainConfig:
             run on every batch (the speech embedding computes about 40x real time per core).
         members: 1 trains one model. N > 1 trains N members (seeds seed..seed+N-1, one shared
             feature pool) in ``member-<i>`` folders and merges them exactly into one model with
-            N times the units that outputs their mean probabilities (:mod:`kws.ensemble`): fewer rare
+            N times the units that outputs their mean logits (:mod:`kws.ensemble`): fewer rare
             high-scoring false alarms, N times the training time.
         distill_weight: for ``kws distill`` students, the weight of the cross-entropy towards
             the teacher's probabilities next to the labels' loss (:mod:`kws.train.distill`).

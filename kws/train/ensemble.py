@@ -10,8 +10,8 @@ streams like any other and stores no weight between members. Per member i of N:
 
     proj  (P, S*M)   -> rows i*P..          of (N*P, S*M), each member's normalization folded in
     GRU              -> grus[i]             unchanged
-    out   (K+1, H)   -> rows i*(K+1)..      of (N*(K+1), H): the merged scores are the
-                                               members' mean probabilities
+    out   (K+1, H)   -> columns i*H.. / N   of (K+1, N*H): the merged logits are the members'
+                                               mean logits (softmax of the mean)
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 
 def merge(models: list[KeywordModel], frontend: FrontendConfig) -> KeywordModel:
-    """One model whose scores are the mean of the members' probabilities (module docstring);
+    """One model whose logits are the mean of the members' logits (see the module docstring);
     ``frontend`` is the members' frontend.
 
     Raises ValueError when the members differ in anything but their weights."""
@@ -48,7 +48,6 @@ def merge(models: list[KeywordModel], frontend: FrontendConfig) -> KeywordModel:
     if first.cfg.members != 1:
         raise ValueError("ensemble members must be single models (members = 1)")
     n, p, h, s = len(models), first.cfg.proj_dim, first.cfg.hidden, first.step_frames
-    c = len(first.cfg.keywords) + 1  # classes
     cfg = dataclasses.replace(first.cfg, proj_dim=n * p, hidden=n * h, members=n)
     merged = KeywordModel(cfg, frontend)
     mean, std = first.feat_mean.clone(), first.feat_std.clone()
@@ -64,8 +63,8 @@ def merge(models: list[KeywordModel], frontend: FrontendConfig) -> KeywordModel:
         sd["proj.bias"][rows] = w["proj.bias"] + w["proj.weight"] @ shift
         for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
             sd[f"grus.{i}.{name}"] = w[f"grus.0.{name}"]
-        heads = slice(i * c, (i + 1) * c)
-        sd["out.weight"][heads], sd["out.bias"][heads] = w["out.weight"], w["out.bias"]
+        sd["out.weight"][:, i * h:(i + 1) * h] = w["out.weight"] / n
+        sd["out.bias"] += w["out.bias"] / n
     merged.load_state_dict(sd)
     return merged.eval()
 

@@ -10,10 +10,8 @@ Shapes (B batch, T feature frames of 10 ms, S = ``stack_frames``, K keywords):
       -> Linear: logits (B, T/S, K + 1)                 class 0 is "none"
 
 With ``members`` N > 1 (a merged ensemble) the GRU is N GRUs side by side: GRU i reads
-projections ``i*P/N .. (i+1)*P/N``, owns state units ``i*H/N .. (i+1)*H/N`` and has its own
-output rows ``i*(K+1) .. (i+1)*(K+1)`` of ``out`` (``(N*(K+1), H/N)``); no weight joins two
-members, and none is stored. The members' class probabilities are averaged, and the logits
-returned are the log of that mean (their softmax is the mean).
+projections ``i*P/N .. (i+1)*P/N`` and owns state units ``i*H/N .. (i+1)*H/N``; no weight joins
+two members, and none is stored.
 
 State is explicit: ``forward(features, state) -> (logits, state)``; feeding a sequence in pieces
 with the returned state equals feeding it at once. ``scores`` are the softmax probabilities of the
@@ -22,7 +20,6 @@ keywords (class 0 dropped), which is what the exported ONNX graph outputs.
 
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import numpy as np
@@ -47,7 +44,7 @@ class KeywordModel(nn.Module):
         self.grus = nn.ModuleList(nn.GRU(cfg.proj_dim // n, cfg.hidden // n, batch_first=True)
                                   for _ in range(n))
         self.drop = nn.Dropout(cfg.dropout)
-        self.out = nn.Linear(cfg.hidden // n, n * (len(cfg.keywords) + 1))
+        self.out = nn.Linear(cfg.hidden, len(cfg.keywords) + 1)
 
     @property
     def step_frames(self) -> int:
@@ -80,13 +77,7 @@ class KeywordModel(nn.Module):
                                                         state.chunk(n, dim=-1))]
         x = torch.cat([y for y, _ in pieces], dim=-1)
         state = torch.cat([s for _, s in pieces], dim=-1)
-        x = self.drop(x)
-        if n == 1:
-            return self.out(x), state
-        heads = self.out.weight.unflatten(0, (n, -1))  # (N, K+1, H/N)
-        logits = (torch.einsum("btnh,nkh->btnk", x.unflatten(-1, (n, -1)), heads)
-                  + self.out.bias.unflatten(0, (n, -1)))
-        return torch.logsumexp(torch.log_softmax(logits, dim=-1), dim=2) - math.log(n), state
+        return self.out(self.drop(x)), state
 
     def scores(self, features: torch.Tensor, state: Optional[torch.Tensor] = None
                ) -> tuple[torch.Tensor, torch.Tensor]:
