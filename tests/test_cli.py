@@ -29,7 +29,7 @@ def test_every_option_of_every_command_has_help():
     assert set(commands) == {"train", "synth", "eval", "export", "verify", "detect", "listen",
                              "serve", "bench", "firmware", "info", "data", "data list",
                              "data get", "data check", "record", "review", "finetune",
-                             "mine", "distill"}
+                             "mine", "distill", "cascade"}
 
 
 def test_version_and_a_bad_value_without_a_traceback(tmp_path):

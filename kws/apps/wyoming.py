@@ -30,6 +30,7 @@ from kws.apps.wyoming_events import MAX_HEADER_BYTES, PcmFormat, ProtocolError, 
 from kws.core.decision import DecisionRule
 from kws.core.extras import require
 from kws.runtime import OnnxModel, Spotter
+from kws.runtime.cascade import Verifier
 
 log = logging.getLogger(__name__)
 
@@ -66,18 +67,19 @@ class WakeService:
     """The models a server runs: loaded once, their keywords, and spotters per connection.
 
     Args:
-        models: (model, decision rule) pairs; keyword names must be unique across them.
+        models: (model, decision rule, verifier or None) triples; keyword names must be unique
+            across them.
         steps_per_call: model steps per onnxruntime call (None: about 90 ms).
     """
 
-    def __init__(self, models: list[tuple[OnnxModel, DecisionRule]],
+    def __init__(self, models: list[tuple[OnnxModel, DecisionRule, Verifier | None]],
                  steps_per_call: int | None = None) -> None:
         if not models:
             raise ValueError("kws serve needs at least one model")
         self.models, self.steps_per_call = models, steps_per_call
         self.phrases: dict[str, str] = {}
         owner: dict[str, str] = {}
-        for model, _ in models:
+        for model, *_ in models:
             given = model.manifest.raw.get("phrases") or {}
             for kw in model.keywords:
                 if kw in owner:
@@ -86,7 +88,7 @@ class WakeService:
                 owner[kw] = str(model.manifest.folder)
                 phrase = given.get(kw) if isinstance(given.get(kw), str) else None
                 self.phrases[kw] = phrase or kw.replace("_", " ")
-        rates = {m.manifest.frontend.sample_rate for m, _ in models}
+        rates = {m.manifest.frontend.sample_rate for m, *_ in models}
         if len(rates) != 1:
             raise ValueError(f"the models read different sample rates {sorted(rates)}")
         self.rate = rates.pop()
@@ -96,7 +98,8 @@ class WakeService:
         return list(self.phrases)
 
     def spotters(self) -> list[Spotter]:
-        return [Spotter(model, rule, self.steps_per_call) for model, rule in self.models]
+        return [Spotter(model, rule, self.steps_per_call, verifier)
+                for model, rule, verifier in self.models]
 
     def match(self, names: Any) -> set[str] | None:
         """The keywords a ``detect`` event asks for (None: all). Names match keyword names and
@@ -120,7 +123,7 @@ class WakeService:
         from wyoming.info import Attribution, Info, WakeModel, WakeProgram
 
         models = []
-        for model, _ in self.models:
+        for model, *_ in self.models:
             m = model.manifest
             credit = attribution(m.raw.get("data_sources") or [])
             languages = m.raw.get("languages") or ["en"]

@@ -9,6 +9,7 @@ from pathlib import Path
 from kws import __version__
 from kws.cli.spotting import cmd_bench, cmd_detect, cmd_info, cmd_listen, cmd_serve
 from kws.cli.training import (
+    cmd_cascade,
     cmd_data,
     cmd_distill,
     cmd_eval,
@@ -76,6 +77,9 @@ def add_rule_options(p: argparse.ArgumentParser, models: bool = False) -> None:
     p.add_argument("--max-fa-per-hour", type=float, metavar="RATE",
                    help="false-alarm budget per hour per keyword: thresholds from the model's "
                         "calibration table instead of its defaults (--threshold still wins)")
+    p.add_argument("--no-verifier", action="store_true",
+                   help="run only the first stage of a model folder that has a verifier (as "
+                        "the microcontroller does), at its own thresholds")
     add_rule_settings(p, "the model's own rule, the one its thresholds were calibrated with; "
                          "the bundled model's: 2 s, 1, 1")
     p.add_argument("--steps-per-call", type=int, default=None, metavar="STEPS",
@@ -183,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_rule_settings(p, "each model's own rule; for other engines 2 s, 1, 1")
     p.add_argument("-o", "--out", type=Path, default=Path("eval"),
                    help="report folder (default ./eval)")
+    p.add_argument("--no-verifier", action="store_true",
+                   help="evaluate the first stage alone of models that have a verifier")
     p.add_argument("--seed", type=int, default=0, help="noise draws (default 0)")
     p.set_defaults(func=cmd_eval)
 
@@ -191,6 +197,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", required=True,
                    help="output model folder (written only when verification passes)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("cascade", help="a model folder whose events a verifier checks: the "
+                       "first stage fires at a lower threshold, the verifier decides")
+    p.add_argument("first", help="exported first-stage model folder (the small model)")
+    p.add_argument("verifier", help="exported verifier model folder (same keywords)")
+    p.add_argument("--config", required=True, type=Path,
+                   help="the first stage's training config: its validation split calibrates "
+                        "the cascade")
+    p.add_argument("-o", "--out", required=True, help="output model folder")
+    p.add_argument("--gate-fa-per-hour", type=float, default=10.0, metavar="RATE",
+                   help="the first stage fires at its thresholds for this budget (default 10)")
+    p.add_argument("--window-s", type=float, default=2.0, metavar="SECONDS",
+                   help="audio the verifier reads per event (default 2)")
+    p.add_argument("--delay-s", type=float, default=0.3, metavar="SECONDS",
+                   help="how long after the first stage's event the verifier decides "
+                        "(default 0.3)")
+    p.set_defaults(func=cmd_cascade)
 
     p = sub.add_parser("verify", help="check an exported model folder against its bounds")
     p.add_argument("model_dir", help="exported model folder")

@@ -12,9 +12,12 @@ log = logging.getLogger("kws")
 
 
 def load_models(args: argparse.Namespace, folders: list) -> list:
-    """(model, decision rule) for each folder (None: the bundled model), with the shared
-    options applied; a --threshold must name a keyword of one of them."""
+    """(model, decision rule, verifier or None) for each folder (None: the bundled model), with
+    the shared options applied; a --threshold must name a keyword of one of them. A model
+    with a verifier uses it unless --no-verifier: thresholds and budgets are then the
+    cascade's, and the rule's settings the first stage's."""
     from kws.runtime import OnnxModel, Spotter, model_rule
+    from kws.runtime.cascade import Verifier
 
     models = [OnnxModel(folder) for folder in folders]
     thresholds = dict(args.threshold)
@@ -25,11 +28,17 @@ def load_models(args: argparse.Namespace, folders: list) -> list:
                          f"{sorted(known)}")
     out = []
     for model in models:
-        rule = model_rule(model.manifest, {k: v for k, v in thresholds.items()
-                                           if k in model.keywords},
-                          args.max_fa_per_hour, args.smoothing, args.min_steps, args.refractory)
-        Spotter(model, rule, args.steps_per_call)  # fail now on a bad setting
-        out.append((model, rule))
+        own = {k: v for k, v in thresholds.items() if k in model.keywords}
+        verifier = None
+        if model.manifest.verifier and not args.no_verifier:
+            verifier = Verifier(model.manifest, own, args.max_fa_per_hour)
+            own, budget = {}, None
+        else:
+            budget = args.max_fa_per_hour
+        rule = model_rule(model.manifest, own, budget, args.smoothing, args.min_steps,
+                          args.refractory)
+        Spotter(model, rule, args.steps_per_call, verifier)  # fail now on a bad setting
+        out.append((model, rule, verifier))
     return out
 
 
@@ -38,8 +47,8 @@ def load_spotting(args: argparse.Namespace):
     audio."""
     from kws.runtime import Spotter
 
-    ((model, rule),) = load_models(args, [args.model])
-    return model, lambda: Spotter(model, rule, args.steps_per_call)
+    ((model, rule, verifier),) = load_models(args, [args.model])
+    return model, lambda: Spotter(model, rule, args.steps_per_call, verifier)
 
 
 def cmd_detect(args: argparse.Namespace) -> int:

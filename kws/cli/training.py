@@ -150,7 +150,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     opts = EvalOptions(tuple(args.model), args.config, args.split, tuple(args.positive),
                        parse_ranges(args.ranges), tuple(args.negatives), args.noise, args.snr,
                        args.stream, args.labels, args.keyword, args.smoothing, args.min_steps,
-                       args.refractory, args.out, args.seed, tuple(args.exclude))
+                       args.refractory, args.out, args.seed, tuple(args.exclude),
+                       not args.no_verifier)
     print(markdown_table(run_eval(opts)))
     return 0
 
@@ -167,6 +168,20 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(e)
         return 1
     print(report)
+    return 0
+
+
+def cmd_cascade(args: argparse.Namespace) -> int:
+    from kws.core.config import load_config
+    from kws.core.extras import require
+
+    require("onnx", "eval", "kws cascade")
+    from kws.eval.report import markdown_table
+    from kws.export.cascade import build_cascade
+
+    report = build_cascade(Path(args.first), Path(args.verifier), load_config(args.config),
+                           Path(args.out), args.gate_fa_per_hour, args.window_s, args.delay_s)
+    print(markdown_table([dict(report, engine=f"{args.out} (validation)")]))
     return 0
 
 

@@ -38,6 +38,8 @@ SESSION_CONFIG = {"session.disable_quant_qdq": "1"}
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 MAX_HIDDEN = 4096  # state units a manifest may declare
 MAX_KEYWORDS = 64
+VERIFIER_WINDOW_S = (1.0, 10.0)  # seconds of audio a verifier may read, and how far past the
+VERIFIER_DELAY_S = (0.0, 2.0)    # first stage's event it may wait
 
 REQUIRED_KEYS = ("format_version", "keywords", "frontend", "step_frames", "step_s", "state_shape",
                  "files", "inputs", "outputs", "opset")
@@ -75,6 +77,7 @@ class Manifest:
     files: dict[str, dict[str, Any]]
     raw: dict[str, Any]
     rule: DecisionRule
+    verifier: "VerifierSpec | None" = None
 
     def path_of(self, name: str) -> Path:
         """A model file's path (names are checked to stay inside the folder at load)."""
@@ -174,8 +177,64 @@ def parse(folder: Path, raw: dict[str, Any]) -> Manifest:
     _need(isinstance(calibration, dict), "calibration", calibration, "an object")
     for kw, table in calibration.items():
         check_calibration(kw, table)
+    verifier = parse_verifier(raw["verifier"], keywords) if raw.get("verifier") else None
     return Manifest(folder, tuple(keywords), frontend, step_frames, float(step_s), tuple(shape),
-                    dict(files), raw, rule)
+                    dict(files), raw, rule, verifier)
+
+
+@dataclass(frozen=True)
+class VerifierSpec:
+    """The ``"verifier"`` section of a first-stage manifest: a second model that checks each
+    event of the first (see :mod:`kws.runtime.cascade`).
+
+    Attributes:
+        folder: the verifier's exported model folder, a sub-folder of the model folder.
+        gate: keyword -> the first stage's threshold while a verifier checks its events.
+        thresholds: keyword -> the verifier's threshold on its score of an event.
+        window_s: seconds of audio the verifier reads, ending ``delay_s`` after the event.
+        delay_s: how long after the first stage's event the verifier decides.
+        calibration: the cascade's calibration table (as ``Manifest.calibration``).
+        calibration_hours: hours of negative audio behind it.
+    """
+
+    folder: str
+    gate: dict[str, float]
+    thresholds: dict[str, float]
+    window_s: float
+    delay_s: float
+    calibration: dict[str, dict[str, list]]
+    calibration_hours: float | None
+
+
+def parse_verifier(raw: Any, keywords: list[str]) -> VerifierSpec:
+    """The typed :class:`VerifierSpec`; ValueError names a bad field."""
+    _need(isinstance(raw, dict), "verifier", raw, "an object")
+    folder = raw.get("folder")
+    _need(is_model_file_name(folder), "verifier.folder", folder,
+          "a plain sub-folder name inside the model folder")
+    tables = {}
+    for name in ("gate", "thresholds"):
+        table = raw.get(name)
+        _need(isinstance(table, dict) and set(table) == set(keywords)
+              and all(is_number(t) and 0 < t <= 1 for t in table.values()),
+              f"verifier.{name}", table, f"a threshold in (0, 1] for each of {keywords}")
+        tables[name] = {kw: float(table[kw]) for kw in keywords}
+    spans = {}
+    for name, (low, high) in (("window_s", VERIFIER_WINDOW_S), ("delay_s", VERIFIER_DELAY_S)):
+        value = raw.get(name)
+        _need(is_number(value) and low <= value <= high, f"verifier.{name}", value,
+              f"seconds in [{low:g}, {high:g}]")
+        spans[name] = float(value)
+    calibration = raw.get("calibration") or {}
+    _need(isinstance(calibration, dict) and set(calibration) <= set(keywords),
+          "verifier.calibration", "...", f"an object of keyword -> table for {keywords}")
+    for kw, table in calibration.items():
+        check_calibration(kw, table)
+    hours = raw.get("calibration_hours")
+    _need(hours is None or (is_number(hours) and hours > 0), "verifier.calibration_hours",
+          hours, "hours > 0")
+    return VerifierSpec(folder, tables["gate"], tables["thresholds"], spans["window_s"],
+                        spans["delay_s"], calibration, None if hours is None else float(hours))
 
 
 def is_model_file_name(name: Any) -> bool:

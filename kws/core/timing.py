@@ -58,3 +58,7 @@ class Timing:
     def end_of(self, step: int) -> float:
         """End time in seconds of one step, rounded to 0.1 ms (event times)."""
         return float(round(step_end_seconds(step, self.step_frames, self.hop_s, self.window_s), 4))
+
+    def step_at(self, time_s: float) -> int:
+        """The step that ends at ``time_s`` (the inverse of :meth:`end_of`)."""
+        return int(round(((time_s - self.window_s) / self.hop_s + 1) / self.step_frames - 1))

@@ -24,6 +24,7 @@ from kws.features.cache import FeatureCache
 from kws.metrics.evaluate import Scorer
 from kws.peers import PEERS, peer_streams
 from kws.runtime import OnnxModel
+from kws.runtime.cascade import Verifier, cascade_track
 
 
 @dataclass(frozen=True)
@@ -42,17 +43,26 @@ class Engine:
     scorer: Scorer
     rule: DecisionRule = field(default_factory=DecisionRule)
     config: Config | None = None
+    verified: bool = False
 
 
-def exported_engine(folder: Path, file: str | None = None) -> Engine:
+def exported_engine(folder: Path, file: str | None = None, verifier: bool = True) -> Engine:
     """An engine for an exported model folder (the int8 file unless ``file`` says otherwise);
     speech embeddings are read from, or added to, the on-disk feature cache
-    (:mod:`kws.features.cache`)."""
+    (:mod:`kws.features.cache`). A folder with a verifier is read as the cascade
+    (:func:`kws.runtime.cascade.cascade_track`) unless ``verifier`` is False."""
     model = OnnxModel(folder, file)
     m = model.manifest
     cached = FeatureCache(m.frontend)
-    return Engine(f"{folder}/{model.file}", model.keywords, Timing.of(m.frontend, m.step_frames),
-                  lambda wave: model.score_features(cached(wave)), m.rule)
+    timing = Timing.of(m.frontend, m.step_frames)
+    name = f"{folder}/{model.file}"
+    if m.verifier is None or not verifier:
+        return Engine(name + (" (first stage)" if m.verifier else ""), model.keywords, timing,
+                      lambda wave: model.score_features(cached(wave)), m.rule)
+    second = Verifier(m)
+    return Engine(name + " + verifier", model.keywords, timing,
+                  lambda wave: cascade_track(second, model.score_features(cached(wave)), wave,
+                                             m.rule), second.rule, verified=True)
 
 
 def checkpoint_engine(path: Path) -> Engine:
@@ -76,7 +86,7 @@ def peer_engine(spec: str) -> Engine:
     return Engine(spec, (spec.partition(":")[2],), timing, scorer)
 
 
-def load_engine(spec: str) -> Engine:
+def load_engine(spec: str, verifier: bool = True) -> Engine:
     """A checkpoint (``.pt`` or a run folder with ``best.pt``), an exported model folder
     (``model.json`` inside), or a peer engine ``openwakeword:KEYWORD`` /
     ``microwakeword:KEYWORD``."""
@@ -84,7 +94,7 @@ def load_engine(spec: str) -> Engine:
         return peer_engine(spec)
     path = Path(spec)
     if (path / MANIFEST).is_file():
-        return exported_engine(path)
+        return exported_engine(path, verifier=verifier)
     if path.suffix == ".pt" or (path / "best.pt").is_file():
         return checkpoint_engine(path)
     raise FileNotFoundError(f"{spec}: not a checkpoint (.pt), a run folder with best.pt, or an "
@@ -94,6 +104,13 @@ def load_engine(spec: str) -> Engine:
 def with_rule(engine: Engine, smoothing_steps: int | None = None, min_steps: int | None = None,
               refractory_s: float | None = None) -> Engine:
     """``engine`` read with the given settings in place of its own (None: keep its own), as
-    ``kws detect --smoothing S --min-steps M --refractory R`` reads a model."""
+    ``kws detect --smoothing S --min-steps M --refractory R`` reads a model.
+
+    Raises:
+        ValueError: settings for a cascade, whose first stage is read with its own rule.
+    """
+    if engine.verified and (smoothing_steps, min_steps, refractory_s) != (None, None, None):
+        raise ValueError(f"{engine.name}: a model with a verifier is evaluated with its own "
+                         "rule; --smoothing, --min-steps and --refractory need --no-verifier")
     return dataclasses.replace(engine, rule=engine.rule.overridden(
         smoothing_steps=smoothing_steps, min_steps=min_steps, refractory_s=refractory_s))

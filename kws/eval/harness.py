@@ -47,6 +47,8 @@ class EvalOptions:
         out: report folder.
         exclude: folders whose files are never used as negatives (a phrase's own recordings
             when the config's split holds them among other wake words).
+        verifier: read exported models that have a verifier as the cascade (False: the first
+            stage alone).
     """
 
     models: tuple[str, ...]
@@ -66,6 +68,7 @@ class EvalOptions:
     out: Path = Path("eval")
     seed: int = 0
     exclude: tuple[Path, ...] = ()
+    verifier: bool = True
 
 
 def parse_ranges(specs: list[str]) -> dict[str, tuple[int, int]]:
@@ -123,7 +126,8 @@ def gather_audio(opts: EvalOptions, keywords: tuple[str, ...], cfg: Config | Non
 
 
 def load_engines(opts: EvalOptions) -> list[Engine]:
-    return [with_rule(load_engine(spec), opts.smoothing_steps, opts.min_steps, opts.refractory_s)
+    return [with_rule(load_engine(spec, opts.verifier), opts.smoothing_steps, opts.min_steps,
+                      opts.refractory_s)
             for spec in opts.models]
 
 

@@ -50,24 +50,35 @@ def calibration_hours(manifest: Manifest) -> float | None:
 
 
 def budget_thresholds(manifest: Manifest, max_fa_per_hour: float) -> dict[str, float]:
-    """Each keyword's threshold for a false-alarm budget, from the calibration table: the lowest
-    threshold from which every higher one stays within the budget with a margin of one false
-    alarm on the calibration audio (:func:`kws.core.decision.budget_index`), so that it holds on
-    other audio. A budget the calibration audio is too short to resolve (below one false alarm
-    in its hours) is warned about and gets the lowest threshold with no false alarm on it; one
-    no threshold meets gets the highest, with a warning too.
+    """Each keyword's threshold for a false-alarm budget, from the model's calibration table
+    (:func:`table_budget`).
 
     Raises:
         ValueError: the budget is not > 0, or the model has no calibration table.
     """
+    return table_budget(manifest.calibration, calibration_hours(manifest), manifest.keywords,
+                        max_fa_per_hour)
+
+
+def table_budget(table: Mapping[str, dict], hours: float | None, keywords: tuple[str, ...],
+                 max_fa_per_hour: float) -> dict[str, float]:
+    """Each keyword's threshold for a false-alarm budget, from a calibration table over
+    ``hours`` of negative audio: the lowest threshold from which every higher one stays within
+    the budget with a margin of one false alarm on the calibration audio
+    (:func:`kws.core.decision.budget_index`), so that it holds on other audio. A budget the
+    calibration audio is too short to resolve (below one false alarm in its hours) is warned
+    about and gets the lowest threshold with no false alarm on it; one no threshold meets gets
+    the highest, with a warning too.
+
+    Raises:
+        ValueError: the budget is not > 0, or the table lacks a keyword.
+    """
     if not max_fa_per_hour > 0:
         raise ValueError(f"max_fa_per_hour is {max_fa_per_hour}; allowed: > 0")
-    table = manifest.calibration
-    missing = [kw for kw in manifest.keywords if not table.get(kw)]
+    missing = [kw for kw in keywords if not table.get(kw)]
     if missing:
         raise ValueError(f"max_fa_per_hour needs a calibration table; the model has none for "
                          f"{missing}")
-    hours = calibration_hours(manifest)
     if hours is None or max_fa_per_hour < 1 / hours:
         resolution = "unknown" if hours is None else f"{1 / hours:.3g} FA/h (1 false alarm in " \
                                                       f"{hours:.3g} h)"
@@ -75,7 +86,7 @@ def budget_thresholds(manifest: Manifest, max_fa_per_hour: float) -> dict[str, f
                     "resolution is %s): the thresholds gave no false alarm on it, which does "
                     "not show a rate as low as %g", max_fa_per_hour, resolution, max_fa_per_hour)
     out = {}
-    for kw in manifest.keywords:
+    for kw in keywords:
         column = table[kw]
         i = budget_index(column["fa_per_hour"], max_fa_per_hour, hours)
         if i is None:
