@@ -121,7 +121,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(dict(manifest.raw, folder=str(manifest.folder)), indent=2))
         return 0
-    raw, rule = manifest.raw, manifest.rule
+    raw, rule, v = manifest.raw, manifest.rule, manifest.verifier
     hours = calibration_hours(manifest)
     lines = [f"model: {manifest.folder}",
              "keywords (default threshold): " + ", ".join(
@@ -133,6 +133,10 @@ def cmd_info(args: argparse.Namespace) -> int:
                                 f"{1 / hours:.3g} FA/h)" if hours else "none recorded"),
              f"parameters: {raw.get('parameters', '?')}, multiply-accumulates per second of "
              f"audio: {raw.get('macs_per_second', '?')}",
+             "verifier: " + (f"{v.folder}/ (first stage fires at " + ", ".join(
+                 f"{kw} {t:g}" for kw, t in v.gate.items()) + f"; the verifier reads "
+                 f"{v.window_s:g} s, decides {v.delay_s:g} s later at " + ", ".join(
+                 f"{kw} {t:g}" for kw, t in v.thresholds.items()) + ")" if v else "none"),
              "files: " + ", ".join(f"{name} ({info.get('bytes', 0) / 1024:.1f} KiB)"
                                    for name, info in manifest.files.items())]
     lines += ["data sources:"] + [f"  {s.get('dataset')} ({s.get('license')}): {s.get('path')}"
