@@ -65,8 +65,9 @@ def build_cascade(first: Path, verifier: Path, cfg: Config, out: Path,
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        for name in first_m.files:
-            shutil.copy2(first / name, work / name)
+        for path in first.iterdir():  # model files, reference data (and a demo clip)
+            if path.is_file() and path.name != MANIFEST:
+                shutil.copy2(path, work / path.name)
         shutil.copytree(verifier, work / VERIFIER_FOLDER)
         spec = {"folder": VERIFIER_FOLDER,
                 "gate": budget_thresholds(first_m, gate_fa_per_hour),

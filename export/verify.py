@@ -103,4 +103,9 @@ def verify_folder(model: Path | Manifest, miss_delta: float | None = None) -> Re
         report.check(abs(miss_delta) <= MISS_DELTA_MAX,
                      f"int8 vs float32 validation miss rate at {compared_at:.3g} FA/h: change "
                      f"{100 * miss_delta:+.2f} points (bound {100 * MISS_DELTA_MAX:.0f})")
+    spec = float_model.manifest.verifier
+    if spec is not None:  # a cascade (kws cascade): its verifier is an exported folder too
+        second = verify_folder(folder / spec.folder)
+        report.lines += [line[:5] + f"verifier: {line[5:]}" for line in second.lines]
+        report.ok &= second.ok
     return report

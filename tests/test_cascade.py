@@ -61,6 +61,22 @@ def run(spotter, wave, chunk):
     return found + spotter.flush()
 
 
+def test_verify_checks_both_stages(cascade, tmp_path):
+    pytest.importorskip("onnx", reason="kws verify reads the files with onnx")
+    from kws.export.verify import verify_folder
+
+    report = verify_folder(cascade[0])
+    assert report.ok and any(line.startswith("PASS verifier: onnx.checker")
+                             for line in report.lines)
+    folder = tmp_path / "model"
+    shutil.copytree(cascade[0], folder)
+    np.savez(folder / "verifier" / "verify.npz", features=np.zeros((600, 40), np.float32),
+             torch_scores=np.ones((200, 2), np.float32))
+    report = verify_folder(folder)
+    assert not report.ok and any(line.startswith("FAIL verifier: float32 ONNX vs torch")
+                                 for line in report.lines)
+
+
 @pytest.mark.parametrize("chunk", [320, 1600, 16000])
 def test_streaming_cascade_equals_the_offline_track(cascade, stream, chunk):
     """The streaming verification gives exactly the events the rule finds on the offline cascade
