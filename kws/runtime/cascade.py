@@ -1,12 +1,14 @@
 """Two stages: the small model's events are checked by a verifier before they are reported.
 
 The first stage (the keyword model a microcontroller runs too) reads its scores with its own rule
-at lower "gate" thresholds, so it misses fewer keywords and fires more often. A verifier, a larger
+at lower "gate" thresholds and no refractory period, so it misses fewer keywords and fires more
+often (a rejected event must not silence the keyword said again right after it). A verifier, a larger
 speech-embedding model (:mod:`kws.features.embedding`), checks each of those events and runs only
 then: it scores the ``window_s`` seconds of audio that end ``delay_s`` after the event, from a
 fresh state, reads them with its own smoothing and holding, and the highest value for the
 event's keyword is the event's score. The event is reported ``delay_s`` after the first stage's,
-when that score reaches the cascade's threshold for the keyword.
+when that score reaches the cascade's threshold for the keyword and the refractory period of the
+first stage's rule has passed since the keyword's last reported event.
 
 The cascade's events are therefore the first stage's events whose verifier score reaches a
 threshold. :func:`cascade_track` writes each event's score at its (delayed) decision step and
@@ -26,7 +28,7 @@ import numpy as np
 
 from kws.core.audio import as_float32
 from kws.core.contract import Manifest, ManifestError
-from kws.core.decision import DecisionRule, decision_track, events, level
+from kws.core.decision import NO_EVENT, DecisionRule, decision_track, events, level
 from kws.core.timing import Timing
 from kws.runtime.detector import Detection, table_budget
 from kws.runtime.engine import OnnxModel
@@ -75,8 +77,9 @@ class Verifier:
         self.rule = cascade_rule(manifest.rule, chosen)
 
     def gate(self, rule: DecisionRule) -> DecisionRule:
-        """The first stage's ``rule`` at the gate thresholds."""
-        return rule.overridden(thresholds=self.spec.gate)
+        """The first stage's ``rule`` at the gate thresholds, refractory for one step only (the
+        cascade applies the rule's refractory period to verified events)."""
+        return rule.overridden(thresholds=self.spec.gate, refractory_s=self.timing.step_s)
 
     def due(self, step: int) -> tuple[int, float]:
         """(decision step, time in s) of a first-stage event at ``step``."""
@@ -107,7 +110,8 @@ def cascade_track(verifier: Verifier, first_scores: np.ndarray, wave: np.ndarray
                   first_rule: DecisionRule) -> np.ndarray:
     """``(steps, K)`` float64: each event of the first stage (``first_scores`` ``(steps, K)`` of
     ``wave``, read with ``first_rule`` at the gate thresholds) scored by the verifier, at its
-    decision step (the last step for an event too close to the end); 0 elsewhere."""
+    decision step (the last step for an event too close to the end, the higher of two there);
+    0 elsewhere."""
     gate = verifier.gate(first_rule)
     track = decision_track(first_scores, gate.smoothing_steps, gate.min_steps)
     out = np.zeros(track.shape, np.float64)
@@ -116,7 +120,8 @@ def cascade_track(verifier: Verifier, first_scores: np.ndarray, wave: np.ndarray
         for step in events(track[:, k], gate.thresholds[kw], refractory):
             decided, time_s = verifier.due(int(step))
             end = min(len(wave), int(round(time_s * verifier.sample_rate)))
-            out[min(decided, len(out) - 1), k] = verifier.score(wave[:end], k)
+            at = min(decided, len(out) - 1)
+            out[at, k] = max(out[at, k], verifier.score(wave[:end], k))
     return out
 
 
@@ -136,7 +141,8 @@ class Verification:
     def reset(self) -> None:
         self.audio = np.zeros(0, np.float32)
         self.received = 0  # samples since the stream start
-        self.pending: list[tuple[int, Detection]] = []  # (due sample, first-stage event)
+        self.pending: list[tuple[int, int, Detection]] = []  # due sample, step, first event
+        self.last = np.full(len(self.verifier.keywords), NO_EVENT)  # step of the last report
 
     def add(self, samples: np.ndarray) -> None:
         x = as_float32(samples).reshape(-1)
@@ -147,18 +153,20 @@ class Verification:
         """Queue the first stage's new events; return those now verified, in time order."""
         v = self.verifier
         for d in detections:
-            _, time_s = v.due(v.timing.step_at(d.time_s))
-            self.pending.append((int(round(time_s * v.sample_rate)), d))
+            step, time_s = v.due(v.timing.step_at(d.time_s))
+            self.pending.append((int(round(time_s * v.sample_rate)), step, d))
+        refractory = v.rule.refractory_steps(v.timing.step_s)
         out, waiting = [], []
-        for due, d in sorted(self.pending, key=lambda p: p[0]):
+        for due, step, d in sorted(self.pending, key=lambda p: p[0]):
             if due > self.received and not final:
-                waiting.append((due, d))
+                waiting.append((due, step, d))
                 continue
             end = len(self.audio) - (self.received - min(due, self.received))
             k = v.keywords.index(d.keyword)
             score = v.score(self.audio[:end], k)
             log.debug("verifier: %s at %.2f s scored %.3f", d.keyword, d.time_s, score)
-            if v.accepts(score, k):
+            if v.accepts(score, k) and step - self.last[k] >= refractory:
+                self.last[k] = step
                 out.append(Detection(d.keyword, score, due / v.sample_rate, d.start_s))
         self.pending = waiting
         return out
