@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import tempfile
 from pathlib import Path
 
 from kws.export.manifest import calibration_table
@@ -31,6 +30,7 @@ from kws.core.contract import (
     load_manifest,
     parse,
 )
+from kws.core.folders import atomic_folder
 from kws.core.timing import Timing
 from kws.data import corpora
 from kws.features.cache import FeatureCache
@@ -45,8 +45,8 @@ VERIFIER_FOLDER = "verifier"
 
 
 def build_cascade(first: Path, verifier: Path, cfg: Config, out: Path,
-                  gate_fa_per_hour: float = 10.0, window_s: float = 2.0,
-                  delay_s: float = 0.3) -> dict:
+                  gate_fa_per_hour: float = 30.0, window_s: float = 2.0,
+                  delay_s: float = 0.5) -> dict:
     """Write the cascade folder ``out`` (see the module docstring); its validation report.
 
     Raises:
@@ -62,9 +62,7 @@ def build_cascade(first: Path, verifier: Path, cfg: Config, out: Path,
     if out.exists() and not (out / MANIFEST).is_file() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not an exported model folder; choose a new "
                               "output folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_folder(out) as work:
         for path in first.iterdir():  # model files, reference data (and a demo clip)
             if path.is_file() and path.name != MANIFEST:
                 shutil.copy2(path, work / path.name)
@@ -87,12 +85,6 @@ def build_cascade(first: Path, verifier: Path, cfg: Config, out: Path,
                         for kw, v in report["keywords"].items()})
         check_model_files(parse(work, raw))
         (work / MANIFEST).write_text(json.dumps(raw, indent=2))
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    if out.exists():
-        shutil.rmtree(out)
-    work.rename(out)
     return report
 
 

@@ -18,13 +18,13 @@ import http.client
 import logging
 import shutil
 import tarfile
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 from typing import IO, Callable
 
+from kws.core.folders import atomic_folder
 from kws.data.catalog import Corpus
 
 log = logging.getLogger(__name__)
@@ -146,38 +146,31 @@ def unpack(archive: Path, corpus: Corpus, root: Path) -> Path:
             ``corpus.strip``.
     """
     target = root / corpus.name
-    work = Path(tempfile.mkdtemp(prefix=f".{corpus.name}.unpacking-", dir=root))
     strip = PurePosixPath(corpus.strip) if corpus.strip else None
     written = 0
-    try:
-        for path, read in members(archive):
-            if strip is not None:
-                if path.parts[:len(strip.parts)] != strip.parts:
+    with atomic_folder(target, "unpacking-") as work:
+        try:
+            for path, read in members(archive):
+                if strip is not None:
+                    if path.parts[:len(strip.parts)] != strip.parts:
+                        continue
+                    path = PurePosixPath(*path.parts[len(strip.parts):])
+                if not path.parts or (corpus.keep and path.parts[0] not in corpus.keep):
                     continue
-                path = PurePosixPath(*path.parts[len(strip.parts):])
-            if not path.parts or (corpus.keep and path.parts[0] not in corpus.keep):
-                continue
-            dest = work.joinpath(*path.parts)
-            if read is None:
-                dest.mkdir(parents=True, exist_ok=True)
-                continue
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            with read() as src, open(dest, "wb") as out:
-                shutil.copyfileobj(src, out, BLOCK)
-            written += 1
+                dest = work.joinpath(*path.parts)
+                if read is None:
+                    dest.mkdir(parents=True, exist_ok=True)
+                    continue
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                with read() as src, open(dest, "wb") as out:
+                    shutil.copyfileobj(src, out, BLOCK)
+                written += 1
+        except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
+            raise DownloadError(f"{archive.name}: corrupt archive ({e}); nothing was unpacked") \
+                from e
         if not written:
             raise DownloadError(f"{archive.name}: no file under {corpus.strip or 'the top'!r} "
                                 "(not the archive the catalog describes?)")
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
-        shutil.rmtree(work, ignore_errors=True)
-        raise DownloadError(f"{archive.name}: corrupt archive ({e}); nothing was unpacked") \
-            from e
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    if target.exists():
-        shutil.rmtree(target)
-    work.rename(target)
     log.info("%s: %d files in %s", corpus.name, written, target)
     return target
 

@@ -1,14 +1,14 @@
 """Two stages: the small model's events are checked by a verifier before they are reported.
 
 The first stage (the keyword model a microcontroller runs too) reads its scores with its own rule
-at lower "gate" thresholds and no refractory period, so it misses fewer keywords and fires more
-often (a rejected event must not silence the keyword said again right after it). A verifier, a larger
-speech-embedding model (:mod:`kws.features.embedding`), checks each of those events and runs only
-then: it scores the ``window_s`` seconds of audio that end ``delay_s`` after the event, from a
-fresh state, reads them with its own smoothing and holding, and the highest value for the
-event's keyword is the event's score. The event is reported ``delay_s`` after the first stage's,
-when that score reaches the cascade's threshold for the keyword and the refractory period of the
-first stage's rule has passed since the keyword's last reported event.
+at lower "gate" thresholds and a refractory period of one step, so it misses fewer keywords and
+fires more often (a rejected event must not silence the keyword said again right after it). A
+verifier, a larger speech-embedding model (:mod:`kws.features.embedding`), checks each of those
+events and runs only then: it scores the ``window_s`` seconds of audio that end ``delay_s`` after
+the event, from a fresh state, reads them with its own smoothing and holding, and the highest
+value for the event's keyword is the event's score. The event is reported ``delay_s`` after the
+first stage's, when that score reaches the cascade's threshold for the keyword and the
+refractory period of the first stage's rule has passed since the keyword's last reported event.
 
 The cascade's events are therefore the first stage's events whose verifier score reaches a
 threshold. :func:`cascade_track` writes each event's score at its (delayed) decision step and
