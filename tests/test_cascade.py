@@ -120,6 +120,11 @@ def test_detect_uses_the_verifier_unless_told(cascade, stream, tmp_path):
         [(d.keyword, d.time_s) for d in expected]
     plain = [json.loads(line) for line in first.stdout.splitlines()]
     assert len(plain) > len(expected)  # at 0.1, without a verifier, more fire
+    # --refractory applies to the reported events: 30 s leaves one event per keyword
+    slow = detect("--model", folder, wav, "--threshold", "up=0.6", "--threshold", "down=0.6",
+                  "--refractory", "30")
+    heard = [json.loads(line)["keyword"] for line in slow.stdout.splitlines()]
+    assert sorted(heard) == sorted(set(d.keyword for d in expected)) and len(expected) > len(heard)
 
 
 def test_eval_reads_the_cascade_or_the_first_stage(cascade, tiny_run, tmp_path):

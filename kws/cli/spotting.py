@@ -31,7 +31,7 @@ def load_models(args: argparse.Namespace, folders: list) -> list:
         own = {k: v for k, v in thresholds.items() if k in model.keywords}
         verifier = None
         if model.manifest.verifier and not args.no_verifier:
-            verifier = Verifier(model.manifest, own, args.max_fa_per_hour)
+            verifier = Verifier(model.manifest, own, args.max_fa_per_hour, args.refractory)
             own, budget = {}, None
         else:
             budget = args.max_fa_per_hour

@@ -44,13 +44,15 @@ class Verifier:
         thresholds: keyword -> cascade threshold in place of the manifest's (others keep theirs,
             or the budget's).
         max_fa_per_hour: thresholds from the cascade's calibration table for this budget.
+        refractory_s: the refractory period of reported events in place of the first stage's.
 
     Raises:
         ManifestError: no verifier section, or a verifier whose keywords differ.
     """
 
     def __init__(self, manifest: Manifest, thresholds: Mapping[str, float] | None = None,
-                 max_fa_per_hour: float | None = None) -> None:
+                 max_fa_per_hour: float | None = None, refractory_s: float | None = None
+                 ) -> None:
         spec = manifest.verifier
         if spec is None:
             raise ManifestError(f"{manifest.folder}: the model has no verifier")
@@ -74,7 +76,7 @@ class Verifier:
             raise ValueError(f"thresholds for unknown keyword(s) {unknown}; the model has "
                              f"{list(self.keywords)}")
         chosen.update(thresholds or {})
-        self.rule = cascade_rule(manifest.rule, chosen)
+        self.rule = cascade_rule(manifest.rule.overridden(refractory_s=refractory_s), chosen)
 
     def gate(self, rule: DecisionRule) -> DecisionRule:
         """The first stage's ``rule`` at the gate thresholds, refractory for one step only (the
