@@ -5,6 +5,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -85,7 +86,8 @@ def test_detect_and_eval_apply_the_models_rule(tiny_run, tiny_export, smoothed_e
         proc = kws("eval", "--model", model, "--positive", f"up={root / 'keywords' / 'up'}",
                    "--negatives", root / "negatives", "-o", out, *extra)
         assert proc.returncode == 0, proc.stderr
-        reports.append(json.loads((out / "0-model.int8.onnx" / "report.json").read_text()))
+        folder = out / f"0-{Path(model).name}-model.int8.onnx"
+        reports.append(json.loads((folder / "report.json").read_text()))
         assert "Events: scores averaged over 3 steps; refractory 2 s; re-armed below the " \
             "threshold. Real-time" in (out / "summary.md").read_text()
     assert reports[0]["decision"] == reports[1]["decision"] == RULE

@@ -128,9 +128,10 @@ def test_eval_cli_on_a_labelled_stream(tiny_run, tiny_export, tmp_path):
                            str(tmp_path / "labels.txt"), "--keyword", "up", "-o", str(out)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    report = json.loads((out / "0-model.int8.onnx" / "report.json").read_text())
+    name = f"{tiny_export.name}-model.int8.onnx"  # the model's folder and file
+    report = json.loads((out / f"0-{name}" / "report.json").read_text())
     assert report["positive_clips"] == {"up": 3} and report["stream"].endswith("stream.wav")
-    assert "| model.int8.onnx | up | 3 |" in (out / "summary.md").read_text()
+    assert f"| {name} | up | 3 |" in (out / "summary.md").read_text()
     assert report["decision"] == {"smoothing_steps": 1, "min_steps": 1, "refractory_s": 2.0}
     proc = subprocess.run([sys.executable, "-m", "kws.cli", "eval", "--model", str(tiny_export),
                            "--stream", str(tmp_path / "stream.wav"), "--labels",
@@ -138,7 +139,7 @@ def test_eval_cli_on_a_labelled_stream(tiny_run, tiny_export, tmp_path):
                            "--min-steps", "2", "-o", str(out)], capture_output=True, text=True,
                           check=False)
     assert proc.returncode == 0, proc.stderr
-    smoothed = json.loads((out / "0-model.int8.onnx" / "report.json").read_text())
+    smoothed = json.loads((out / f"0-{name}" / "report.json").read_text())
     assert smoothed["decision"] == {"smoothing_steps": 3, "min_steps": 2, "refractory_s": 2.0}
     assert "scores averaged over 3 steps, at the threshold for 2 steps in a row" in \
         (out / "summary.md").read_text()

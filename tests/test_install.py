@@ -81,6 +81,7 @@ def test_eval_extra_evaluates_the_bundled_model_without_torch(installed):
     run(bin_dir / "kws", "eval", "--model", model, "--positive", f"alexa={positives}",
         "--negatives", negatives, "-o", tmp / "eval", cwd=tmp)
     # the bundled model has a verifier: eval reads the two stages, torch-free
-    assert (tmp / "eval" / "summary.md").read_text().count("| model.int8.onnx + verifier |") == 4
+    assert (tmp / "eval" / "summary.md").read_text().count(
+        "| default_model-model.int8.onnx + verifier |") == 4
     assert "verification passed" in run(bin_dir / "kws", "verify", model, cwd=tmp).stdout
     assert run(bin_dir / "python", "-c", "import torch", cwd=tmp, check=False).returncode != 0

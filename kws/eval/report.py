@@ -108,8 +108,12 @@ def markdown_table(reports: list[dict]) -> str:
 
 
 def safe_name(name: str) -> str:
-    """A folder name for an engine: its last path part, ':' replaced."""
-    return (Path(name).name or "model").replace(":", "-")
+    """A folder name for an engine, ':' replaced: an exported model's folder and file
+    (``default_model-model.int8.onnx``, so two models side by side differ), else its last path
+    part."""
+    path = Path(name)
+    parts = path.parts[-2:] if ".onnx" in path.name else path.parts[-1:]
+    return ("-".join(parts) or "model").replace(":", "-")
 
 
 def percent(rate: float | None) -> str:
