@@ -28,9 +28,9 @@ import numpy as np
 
 from kws.core.audio import as_float32
 from kws.core.contract import Manifest, ManifestError
-from kws.core.decision import NO_EVENT, DecisionRule, decision_track, events, level
+from kws.core.decision import NO_EVENT, DecisionRule, decision_track, events, find_events
 from kws.core.timing import Timing
-from kws.runtime.detector import Detection, table_budget
+from kws.runtime.detector import Detection, chosen_thresholds
 from kws.runtime.engine import OnnxModel
 
 log = logging.getLogger(__name__)
@@ -67,15 +67,8 @@ class Verifier:
         self.delay_steps = round(spec.delay_s / self.timing.step_s)
         self.sample_rate = manifest.frontend.sample_rate
         self.window = int(round(spec.window_s * self.sample_rate))
-        chosen = dict(spec.thresholds)
-        if max_fa_per_hour is not None:
-            chosen = table_budget(spec.calibration, spec.calibration_hours, self.keywords,
-                                  max_fa_per_hour)
-        unknown = sorted(set(thresholds or {}) - set(self.keywords))
-        if unknown:
-            raise ValueError(f"thresholds for unknown keyword(s) {unknown}; the model has "
-                             f"{list(self.keywords)}")
-        chosen.update(thresholds or {})
+        chosen = chosen_thresholds(self.keywords, spec.thresholds, spec.calibration,
+                                   spec.calibration_hours, thresholds, max_fa_per_hour)
         self.rule = cascade_rule(manifest.rule.overridden(refractory_s=refractory_s), chosen)
 
     def gate(self, rule: DecisionRule) -> DecisionRule:
@@ -94,9 +87,6 @@ class Verifier:
         scores = self.model.score_audio(wave[-self.window:])[:, [keyword]]
         own = self.model.manifest.rule
         return float(decision_track(scores, own.smoothing_steps, own.min_steps).max(initial=0))
-
-    def accepts(self, score: float, keyword: int) -> bool:
-        return score >= level(self.rule.thresholds[self.keywords[keyword]])
 
     def new_stream(self) -> "Verification":
         return Verification(self)
@@ -158,6 +148,7 @@ class Verification:
             step, time_s = v.due(v.timing.step_at(d.time_s))
             self.pending.append((int(round(time_s * v.sample_rate)), step, d))
         refractory = v.rule.refractory_steps(v.timing.step_s)
+        levels = v.rule.levels(v.keywords)
         out, waiting = [], []
         for due, step, d in sorted(self.pending, key=lambda p: p[0]):
             if due > self.received and not final:
@@ -167,8 +158,11 @@ class Verification:
             k = v.keywords.index(d.keyword)
             score = v.score(self.audio[:end], k)
             log.debug("verifier: %s at %.2f s scored %.3f", d.keyword, d.time_s, score)
-            if v.accepts(score, k) and step - self.last[k] >= refractory:
-                self.last[k] = step
+            # the rule on this event's one-step track (zeros around it: always armed)
+            fired, last, _ = find_events(np.array([score]), levels[k], refractory,
+                                         int(self.last[k] - step))
+            if fired:
+                self.last[k] = step + last
                 out.append(Detection(d.keyword, score, due / v.sample_rate, d.start_s))
         self.pending = waiting
         return out

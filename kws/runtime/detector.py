@@ -111,16 +111,32 @@ def model_rule(manifest: Manifest, thresholds: Mapping[str, float] | None = None
         ValueError: a threshold for a keyword the model does not have, or a value out of range.
     """
     own = manifest.rule
-    unknown = sorted(set(thresholds or {}) - set(manifest.keywords))
-    if unknown:
-        raise ValueError(f"thresholds for unknown keyword(s) {unknown}; the model has "
-                         f"{list(manifest.keywords)}")
-    chosen = dict(own.thresholds)
-    if max_fa_per_hour is not None:
-        chosen = budget_thresholds(manifest, max_fa_per_hour)
-    chosen.update(thresholds or {})
+    chosen = chosen_thresholds(manifest.keywords, own.thresholds, manifest.calibration,
+                               calibration_hours(manifest), thresholds, max_fa_per_hour)
     return own.overridden(thresholds=chosen, smoothing_steps=smoothing_steps,
                           min_steps=min_steps, refractory_s=refractory_s)
+
+
+def chosen_thresholds(keywords: tuple[str, ...], defaults: Mapping[str, float],
+                      table: Mapping[str, dict], hours: float | None,
+                      thresholds: Mapping[str, float] | None = None,
+                      max_fa_per_hour: float | None = None) -> dict[str, float]:
+    """Per keyword: ``thresholds[kw]`` where given, else the budget's threshold from the
+    calibration ``table`` over ``hours`` (:func:`table_budget`) when ``max_fa_per_hour`` is set,
+    else ``defaults[kw]``.
+
+    Raises:
+        ValueError: a threshold for a keyword not in ``keywords``, or a bad budget.
+    """
+    unknown = sorted(set(thresholds or {}) - set(keywords))
+    if unknown:
+        raise ValueError(f"thresholds for unknown keyword(s) {unknown}; the model has "
+                         f"{list(keywords)}")
+    chosen = dict(defaults)
+    if max_fa_per_hour is not None:
+        chosen = table_budget(table, hours, keywords, max_fa_per_hour)
+    chosen.update(thresholds or {})
+    return chosen
 
 
 class Detector:
