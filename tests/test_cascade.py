@@ -103,6 +103,21 @@ def test_streaming_cascade_equals_the_offline_track(cascade, stream, chunk):
         assert d.score >= 0.6
 
 
+def test_the_verification_keeps_the_recent_audio(cascade):
+    """Whatever the chunk sizes (one longer than the buffer included), the buffer holds the
+    stream's last samples, at least ``keep`` of them once that many arrived."""
+    verification = Verifier(load_manifest(cascade[0])).new_stream()
+    keep = verification.keep
+    signal = np.arange(400_000, dtype=np.float32)
+    at = 0
+    for size in [*np.random.default_rng(0).integers(1, 5000, 60), keep + 7, 3, keep, 1]:
+        verification.add(signal[at:at + size])
+        at += size
+        recent = verification.buffer[:verification.filled]
+        assert verification.received == at and len(recent) >= min(at, keep)
+        np.testing.assert_array_equal(recent, signal[at - len(recent):at])
+
+
 def test_detect_uses_the_verifier_unless_told(cascade, stream, tmp_path):
     import soundfile
 

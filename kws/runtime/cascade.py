@@ -131,15 +131,24 @@ class Verification:
         self.reset()
 
     def reset(self) -> None:
-        self.audio = np.zeros(0, np.float32)
+        # buffer[:filled] holds the stream's last `filled` samples (at least `keep`, or all);
+        # twice `keep` long, so the recent audio moves to its start once per `keep` samples
+        self.buffer = np.zeros(2 * self.keep, np.float32)
+        self.filled = 0
         self.received = 0  # samples since the stream start
         self.pending: list[tuple[int, int, Detection]] = []  # due sample, step, first event
         self.last = np.full(len(self.verifier.keywords), NO_EVENT)  # step of the last report
 
     def add(self, samples: np.ndarray) -> None:
         x = as_float32(samples).reshape(-1)
-        self.audio = np.concatenate((self.audio, x))[-self.keep:]
         self.received += len(x)
+        x = x[-self.keep:]
+        if self.filled + len(x) > len(self.buffer):
+            kept = self.keep - len(x)
+            self.buffer[:kept] = self.buffer[self.filled - kept:self.filled]
+            self.filled = kept
+        self.buffer[self.filled:self.filled + len(x)] = x
+        self.filled += len(x)
 
     def check(self, detections: list[Detection], final: bool = False) -> list[Detection]:
         """Queue the first stage's new events; return those now verified, in time order."""
@@ -154,9 +163,9 @@ class Verification:
             if due > self.received and not final:
                 waiting.append((due, step, d))
                 continue
-            end = len(self.audio) - (self.received - min(due, self.received))
+            end = self.filled - (self.received - min(due, self.received))
             k = v.keywords.index(d.keyword)
-            score = v.score(self.audio[:end], k)
+            score = v.score(self.buffer[:end], k)
             log.debug("verifier: %s at %.2f s scored %.3f", d.keyword, d.time_s, score)
             # the rule on this event's one-step track (zeros around it: always armed)
             fired, last, _ = find_events(np.array([score]), levels[k], refractory,
