@@ -124,6 +124,24 @@ def test_model_trains_exports_and_streams_like_offline(embedding_model):
         assert np.abs(np.concatenate(parts) - ref).max() <= 1e-4
 
 
+def test_validation_embeddings_are_read_back_from_the_disk_cache(embedding_model, monkeypatch):
+    """The next run of the same data (or ``kws train --resume``) reads the validation audio's
+    speech embeddings from the disk cache the first run filled, without the network."""
+    from kws.core.config import load_config
+    from kws.features import embedding
+    from kws.train.trainer import Trainer
+
+    root = embedding_model[0]
+    trainer = Trainer(load_config(root / "tiny.toml"), root / "again", device="cpu")
+    trainer.prepare_data()
+    monkeypatch.setattr(embedding, "embed", lambda *a: pytest.fail("embedded again"))
+    trainer.featurize_validation()
+    waves = [c.wave for c in trainer.val_pos] + [w for _, w in trainer.val_neg]
+    assert set(trainer.val_features) == {id(w) for w in waves}
+    assert all(trainer.val_features[id(w)].shape == (1, num_frames(len(w), EMBEDDING), 96)
+               for w in waves)
+
+
 def test_feature_pool_batches_are_rows_of_the_pool(embedding_model):
     """With a pool, training batches come from features computed once."""
     import torch

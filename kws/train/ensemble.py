@@ -100,7 +100,7 @@ def train_members(cfg: Config, out: Path, resume: bool, progress: bool,
         if t.feature_pool and base.pool is None:
             base.build_pool(progress)
         if not base.val_features:
-            base.featurize_validation()
+            base.featurize_validation(progress)
 
     members = train_round(base, member, "member", t.members, resume, progress, ready)
     result = {**summary, "members": members}

@@ -23,6 +23,7 @@ from kws.core.config import Config, to_dict
 from kws.core.timing import Timing
 from kws.data import corpora
 from kws.features import features_torch
+from kws.features.cache import FeatureCache
 from kws.metrics.evaluate import VAL_SNR_DB, evaluate, prepare_positives
 from kws.train import augment, checkpoint, pool, workers
 from kws.train.loss import keyword_loss
@@ -190,12 +191,26 @@ class Trainer:
                       for times in ([s.start_s for s in seqs], [s.end_s for s in seqs]))
         return feats, labels, start, end
 
-    def featurize_validation(self) -> None:
+    def featurize_validation(self, progress: bool = False) -> None:
         """Compute the features of the validation audio now (kept by ``id`` of each wave), so
-        ensemble members in forked worker processes share them instead of each computing them."""
-        score = torch_scorer(self.module, self.cfg, self.device, self.val_features)
-        for wave in [c.wave for c in self.val_pos] + [w for _, w in self.val_neg]:
-            score(wave)
+        ensemble members in forked worker processes share them instead of each computing them.
+        Speech embeddings come from the disk cache (:class:`kws.features.cache.FeatureCache`,
+        filled in worker processes), so the next run or ``--resume`` reads them back."""
+        from tqdm import tqdm
+
+        waves = [c.wave for c in self.val_pos] + [w for _, w in self.val_neg]
+        if self.cfg.frontend.kind != "speech_embedding":
+            score = torch_scorer(self.module, self.cfg, self.device, self.val_features)
+            for wave in waves:
+                score(wave)
+            return
+        cache = FeatureCache(self.cfg.frontend)
+        feats = workers.fork_map(
+            lambda i: cache(waves[i]), range(len(waves)), self.processes,
+            lambda items: tqdm(items, total=len(waves), desc="validation: features", leave=False,
+                               disable=None if progress else True))
+        self.val_features.update({id(w): torch.from_numpy(f)[None].to(self.device)
+                                  for w, f in zip(waves, feats)})
 
     def fit_normalization(self) -> None:
         rng = np.random.default_rng([self.cfg.train.seed, 999])
@@ -240,6 +255,8 @@ class Trainer:
 
     def validate(self) -> dict:
         self.module.eval()
+        if not self.val_features:
+            self.featurize_validation()
         scorer = torch_scorer(self.module, self.cfg, self.device, self.val_features)
         report, _ = evaluate(scorer, self.timing, self.cfg.model.keywords, self.val_pos,
                              self.val_neg, self.cfg.decision)
