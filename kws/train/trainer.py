@@ -199,10 +199,9 @@ class Trainer:
         from tqdm import tqdm
 
         waves = [c.wave for c in self.val_pos] + [w for _, w in self.val_neg]
-        if self.cfg.frontend.kind != "speech_embedding":
-            score = torch_scorer(self.module, self.cfg, self.device, self.val_features)
-            for wave in waves:
-                score(wave)
+        if self.cfg.frontend.kind != "speech_embedding":  # log-mel: cheaper to compute than read
+            self.val_features.update({id(w): features_torch(torch.from_numpy(
+                np.ascontiguousarray(w))[None].to(self.device), self.cfg.frontend) for w in waves})
             return
         cache = FeatureCache(self.cfg.frontend)
         feats = workers.fork_map(
