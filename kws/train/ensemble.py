@@ -25,7 +25,6 @@ from pathlib import Path
 import torch
 
 from kws.core.config import Config, FrontendConfig
-from kws.features.cache import FeatureCache
 from kws.train import checkpoint, mining, pool, workers
 from kws.train.finetune import LR_FACTOR
 from kws.train.model import KeywordModel
@@ -200,9 +199,8 @@ def add_hard_negatives(base: Trainer, model: KeywordModel, progress: bool) -> di
         return lambda items: tqdm(items, total=total, desc=stage, leave=False,
                                   disable=None if progress else True)
 
-    cache = FeatureCache(cfg.frontend)
-    features = workers.fork_map(lambda i: cache(negatives[i][1]), range(len(negatives)),
-                                base.processes, bar("hard negatives: features", len(negatives)))
+    features = base.cached_features([w for _, w in negatives], "hard negatives: features",
+                                    progress)
     moments = mining.hardest(model, cfg, negatives, t.hard_negatives, features,
                              bar("hard negatives: scoring", len(negatives)))
     seqs = mining.hard_sequences(moments, negatives, t.sequence_s, cfg.frontend.sample_rate,

@@ -196,20 +196,27 @@ class Trainer:
         ensemble members in forked worker processes share them instead of each computing them.
         Speech embeddings come from the disk cache (:class:`kws.features.cache.FeatureCache`,
         filled in worker processes), so the next run or ``--resume`` reads them back."""
-        from tqdm import tqdm
-
         waves = [c.wave for c in self.val_pos] + [w for _, w in self.val_neg]
         if self.cfg.frontend.kind != "speech_embedding":  # log-mel: cheaper to compute than read
             self.val_features.update({id(w): features_torch(torch.from_numpy(
                 np.ascontiguousarray(w))[None].to(self.device), self.cfg.frontend) for w in waves})
             return
-        cache = FeatureCache(self.cfg.frontend)
-        feats = workers.fork_map(
-            lambda i: cache(waves[i]), range(len(waves)), self.processes,
-            lambda items: tqdm(items, total=len(waves), desc="validation: features", leave=False,
-                               disable=None if progress else True))
+        feats = self.cached_features(waves, "validation: features", progress)
         self.val_features.update({id(w): torch.from_numpy(f)[None].to(self.device)
                                   for w, f in zip(waves, feats)})
+
+    def cached_features(self, waves: list[np.ndarray], stage: str,
+                        progress: bool) -> list[np.ndarray]:
+        """``(frames, F)`` features of each of ``waves`` from the disk cache
+        (:class:`kws.features.cache.FeatureCache`), computed in worker processes where absent,
+        with a progress bar named ``stage``."""
+        from tqdm import tqdm
+
+        cache = FeatureCache(self.cfg.frontend)
+        return workers.fork_map(
+            lambda i: cache(waves[i]), range(len(waves)), self.processes,
+            lambda items: tqdm(items, total=len(waves), desc=stage, leave=False,
+                               disable=None if progress else True))
 
     def fit_normalization(self) -> None:
         rng = np.random.default_rng([self.cfg.train.seed, 999])
