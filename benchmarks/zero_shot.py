@@ -9,7 +9,8 @@ train --keyword PHRASE`` and ``kws export`` would, with the recordings of all se
 out of the training negatives; the minutes are recorded) is scored with ``kws eval``'s harness
 on every real recording of the phrase, mixed with household noise at 10 dB SNR (loudest frames),
 against the held-out test negatives of ``--negatives-config`` (4.56 h for configs/default.toml), the
-phrase's own folders left out. The script first checks that none of those negatives is in the
+phrase's own folders and the real recordings its model learns as auxiliary keywords left out
+(4.45 h). The script first checks that none of those negatives is in the
 training split of the phrase's config. Confusables (``kws synth`` near-miss phrases and
 sentences, with another seed than training's) are scored as their own figure: the share of
 clips that fire at the 0.5 FA/h threshold; so is, for a phrase of several words, its first word
@@ -69,10 +70,19 @@ def without(cfg: Config, folders: list[Path]) -> Config:
     return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, negative_dirs=kept))
 
 
-def check_disjoint(train_cfg: Config, negatives_cfg: Config) -> None:
-    """Refuse to score on a negative file the phrase's training could have seen."""
+def auxiliary_folders(cfg: Config, phrase: str) -> list[Path]:
+    """The real recordings of the config's auxiliary keywords that a model of ``phrase`` trains
+    on (:func:`kws.synth.synthesize.synthetic_config`): left out of its test negatives."""
+    return [cfg.resolve(d) for kw, dirs in cfg.data.auxiliary_dirs.items()
+            if kw != keyword_name(phrase) for d in dirs]
+
+
+def check_disjoint(train_cfg: Config, negatives_cfg: Config, excluded: list[Path]) -> None:
+    """Refuse to score on a negative file the phrase's training could have seen (every file in
+    ``excluded`` is left out of the scoring)."""
     trained = {u.path.resolve() for u in corpora.collect(train_cfg) if u.split == "train"}
-    tested = {u.path.resolve() for u in corpora.collect(negatives_cfg) if u.split == "test"}
+    tested = {u.path.resolve() for u in corpora.collect(negatives_cfg) if u.split == "test"
+              and not corpora.inside(u.path, excluded)}
     shared = trained & tested
     if shared:
         raise SystemExit(f"{len(shared)} test negatives are in the training split, e.g. "
@@ -125,13 +135,14 @@ def first_word_rate(model: Path, phrase: str, folder: Path, count: int,
 
 
 def scored(model: Path, phrase: str, out: Path, renders: Path, own: list[Path],
-           args: argparse.Namespace) -> dict:
-    """The figures of the exported ``model`` for ``phrase`` (see the module docstring); the
-    eval report goes to ``out``, the confusable renderings are made once in ``renders``."""
+           excluded: list[Path], args: argparse.Namespace) -> dict:
+    """The figures of the exported ``model`` for ``phrase`` (see the module docstring) against
+    the test negatives outside ``excluded``; the eval report goes to ``out``, the confusable
+    renderings are made once in ``renders``."""
     name = keyword_name(phrase)
     reports = run_eval(EvalOptions(
         (str(model),), args.negatives_config, positives=tuple((name, f) for f in own),
-        noise=args.data / "background-noise", snr_db=10.0, out=out, exclude=tuple(own)))
+        noise=args.data / "background-noise", snr_db=10.0, out=out, exclude=tuple(excluded)))
     figures = reports[0]["keywords"][name]
     threshold = figures["at_fa_per_hour"]["0.5"]["threshold"]
     fired, n = confusable_rate(model, phrase, renders / "confusables-test", args.confusables,
@@ -161,7 +172,9 @@ def student_figures(phrase: str, teacher: Path, run: Path, student: Config,
         export_model(run, model)
         minutes = (time.time() - begun) / 60
     own = [args.data / f for f in PHRASES[phrase]]
-    return {**scored(model, phrase, run / "eval", teacher, own, args), "train_minutes": minutes}
+    excluded = own + auxiliary_folders(load_config(args.config), phrase)
+    return {**scored(model, phrase, run / "eval", teacher, own, excluded, args),
+            "train_minutes": minutes}
 
 
 def record(table: Path, phrase: str, figures: dict) -> dict:
@@ -214,7 +227,8 @@ def main() -> None:
         own = [args.data / f for f in PHRASES[phrase]]
         run, model = args.runs / name, args.runs / f"{name}-model"
         cfg = without(load_config(args.config), every)
-        check_disjoint(cfg, negatives_cfg)
+        excluded = own + auxiliary_folders(cfg, phrase)
+        check_disjoint(cfg, negatives_cfg, excluded)
         minutes = None
         if not (model / "model.json").is_file():
             if not args.train:
@@ -225,7 +239,7 @@ def main() -> None:
                                                   load_config(args.student), args)}
         else:
             figures = {"tuning": phrase in TUNING, "train_minutes": minutes,
-                       **scored(model, phrase, run / "eval", run, own, args)}
+                       **scored(model, phrase, run / "eval", run, own, excluded, args)}
         results = record(table, phrase, figures)
     print("| phrase | clips | miss @0.1 / 0.5 / 1 FA/h | confusables firing @0.5 FA/h "
           "| first word in sentences firing | delay median (s) | int8 KB | minutes to make |")

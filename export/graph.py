@@ -41,8 +41,10 @@ class Weights:
         ih_w, ih_b: ``(P, N*3H)``, ``(N*3H,)``: member i's columns ``i*3H..``, gate order r, z,
             n (as torch.nn.GRU).
         hh_w, hh_b: ``(H, N*3H)``, ``(N*3H,)`` likewise.
-        out_w, out_b: ``(N*H, K+1)``, ``(K+1,)``; column 0 is "none".
+        out_w, out_b: ``(N*H, K+1+A)``, ``(K+1+A,)``; column 0 is "none", A auxiliary classes
+            after the K keywords (scored in the softmax, never output).
         n_mels, step_frames: feature bands and frames per step.
+        keywords: K, the classes output after "none" (``None``: every one).
     """
 
     proj_w: np.ndarray
@@ -55,6 +57,7 @@ class Weights:
     out_b: np.ndarray
     n_mels: int
     step_frames: int
+    keywords: int | None = None
 
     @property
     def unit(self) -> int:
@@ -67,7 +70,7 @@ class Weights:
 
     @property
     def n_keywords(self) -> int:
-        return self.out_w.shape[1] - 1
+        return self.out_w.shape[1] - 1 if self.keywords is None else self.keywords
 
 
 def weights_from_model(model) -> Weights:
@@ -88,7 +91,8 @@ def weights_from_model(model) -> Weights:
     return Weights(proj_w.astype(np.float32), proj_b.astype(np.float32),
                    stacked("weight_ih_l0"), biases("bias_ih_l0"),
                    stacked("weight_hh_l0"), biases("bias_hh_l0"),
-                   sd["out.weight"].T.copy(), sd["out.bias"], model.n_mels, s)
+                   sd["out.weight"].T.copy(), sd["out.bias"], model.n_mels, s,
+                   len(model.cfg.keywords))
 
 
 def state_dict_from_export(path: Path, n_mels: int) -> dict[str, np.ndarray]:

@@ -247,3 +247,38 @@ def test_a_hard_negative_round_trains_each_member_on_with_its_mined_pool(ensembl
     runs.clear()
     again = train(cfg, run, resume=True, progress=False)
     assert runs == [] and again["best"] == result["best"]
+
+
+def test_auxiliary_keywords_are_scored_but_never_output(tmp_path):
+    """A phrase model with three auxiliary keywords: its graph outputs the phrase alone, the
+    softmax over all five classes (torch == ONNX), so an auxiliary keyword counts against the
+    phrase."""
+    import onnx
+    import onnxruntime as ort
+
+    from kws.core.config import SPEECH_EMBEDDING
+    from kws.export.graph import build_graph, weights_from_model
+
+    frontend = FrontendConfig(kind="speech_embedding", **SPEECH_EMBEDDING)
+    cfg = ModelConfig(keywords=("smart_mirror",), auxiliary=("alexa", "jarvis", "snowboy"),
+                      stack_frames=1, proj_dim=16, hidden=16)
+    torch.manual_seed(0)
+    members = [KeywordModel(cfg, frontend).eval() for _ in range(2)]
+    merged = merge(members, frontend)
+    assert merged.out.out_features == 5
+    onnx.save(build_graph(weights_from_model(merged)), str(tmp_path / "float.onnx"))
+    session = ort.InferenceSession(str(tmp_path / "float.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    feats = np.random.default_rng(0).normal(size=(20, 96)).astype(np.float32) * 3
+    got = session.run(None, {"features": feats[None],
+                             "state": np.zeros((1, 1, 32), np.float32)})[0][0]
+    with torch.no_grad():
+        logits, _ = merged(torch.from_numpy(feats)[None])
+        want = merged.scores(torch.from_numpy(feats)[None])[0][0].numpy()
+    assert got.shape == want.shape == (20, 1)
+    np.testing.assert_allclose(want[:, 0], torch.softmax(logits[0], -1)[:, 1].numpy(), atol=1e-7)
+    assert np.abs(got - want).max() <= 1e-5
+    # without the auxiliary classes the phrase would score higher: they are not dropped
+    assert (torch.softmax(logits[0, :, :2], -1)[:, 1].numpy() > want[:, 0] + 1e-3).all()
+    with pytest.raises(ValueError, match=r"model.auxiliary.*distinct names"):
+        ModelConfig(keywords=("alexa",), auxiliary=("alexa",))

@@ -129,3 +129,23 @@ def test_keyword_clips_get_a_vocal_tract_length_only_when_asked():
     assert peak_hz(warped) == pytest.approx(1150, abs=32)  # by the factor, to an STFT bin
     with pytest.raises(ValueError, match=r"augment.vtlp.*between 0.5 and 2"):
         AugmentConfig(vtlp=(0.3, 1.0))
+
+
+def test_auxiliary_keywords_take_their_share_of_the_keyword_clips():
+    """[train] auxiliary_share of the keyword sequences hold an auxiliary keyword (labels after
+    the reported keywords', drawn evenly among them); a missing one is named."""
+    m = maker("file")
+    clip = m.positives[0][0][0]
+    clips = Clips({name: [(Path(f"{name}.wav"), clip)] for name in ("kw", "a1", "a2")},
+                  [(Path("n.wav"), np.ones(10 * SR, np.float32))], 0)
+    aux = SequenceMaker(clips, ("kw",), [], [], AugmentConfig(), 4.0, 0.5, SR, "file",
+                        auxiliary=("a1", "a2"), auxiliary_share=0.3)
+    assert aux.keywords == ("kw", "a1", "a2")
+    rng = np.random.default_rng(0)
+    counts = np.bincount([aux.keyword(rng)[0] for _ in range(3000)], minlength=3) / 3000
+    assert counts[0] == pytest.approx(0.7, abs=0.03)
+    assert counts[1] == pytest.approx(0.15, abs=0.02) and counts[2] == pytest.approx(0.15, abs=0.02)
+    labels = {aux.make(rng).label for _ in range(300)}
+    assert labels == {0, 1, 2, 3}
+    with pytest.raises(ValueError, match=r"no training clips for keyword\(s\) \['a3'\]"):
+        SequenceMaker(clips, ("kw",), [], [], AugmentConfig(), 4.0, 0.5, SR, auxiliary=("a3",))

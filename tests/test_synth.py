@@ -192,18 +192,29 @@ def test_kws_synth_writes_clips_manifest_and_report(tmp_path):
 
 
 @needs_espeak
-def test_train_from_a_phrase_uses_no_real_recording(tmp_path):
+def test_train_from_a_phrase_uses_no_real_recording(tmp_path, monkeypatch):
+    """Not even as an auxiliary keyword: [data] auxiliary_dirs naming the phrase is left out;
+    another auxiliary keyword trains on its recordings and renderings made in $KWS_CACHE, and
+    the phrase alone is output."""
     pytest.importorskip("torch", reason="training needs the train extra")
     from kws.core.config import load_config
     from kws.synth.synthesize import synthetic_config
+    from kws.train.checkpoint import load_model
     from tests.synthetic import make_corpus, write_config
 
+    monkeypatch.setenv("KWS_CACHE", str(tmp_path / "cache"))
     root = make_corpus(tmp_path / "corpus")
-    base = load_config(write_config(root, epochs=1))
+    path = write_config(root, epochs=1)
+    path.write_text(path.read_text().replace("[data]", "[data]\nauxiliary_dirs = { smart_mirror "
+                                             '= ["keywords/down"], up = ["keywords/up"] }'))
+    base = load_config(path)
     cfg = synthetic_config(base, "smart mirror", tmp_path / "synth", count=24)
-    assert cfg.model.keywords == ("smart_mirror",)
-    assert cfg.data.keyword_dirs == {"smart_mirror": (str((tmp_path / "synth" / "positive")
-                                                          .resolve()),)}
+    assert cfg.model.keywords == ("smart_mirror",) and cfg.model.auxiliary == ("up",)
+    rendered_up = tmp_path / "cache" / "synth" / "up-0" / "positive"
+    assert cfg.data.keyword_dirs == {
+        "smart_mirror": (str((tmp_path / "synth" / "positive").resolve()),),
+        "up": (str((root / "keywords" / "up").resolve()), str(rendered_up.resolve()))}
+    assert len(list(rendered_up.iterdir())) == 24
     assert cfg.data.confusable_dirs == (str((tmp_path / "synth" / "confusable").resolve()),)
     assert cfg.data.negative_dirs == tuple(str(base.resolve(d).resolve())
                                            for d in base.data.negative_dirs)
@@ -211,6 +222,9 @@ def test_train_from_a_phrase_uses_no_real_recording(tmp_path):
 
     result = train(cfg, tmp_path / "run", progress=False)
     assert result["splits"]["smart_mirror"]["train"] > 0
+    assert result["splits"]["up"]["train"] > 40  # real clips and renderings
+    model, _ = load_model(tmp_path / "run")
+    assert model.out.out_features == 3
 
 
 def test_train_keyword_renders_with_the_data_seed_not_the_training_seed(tmp_path, monkeypatch):

@@ -108,6 +108,9 @@ class ModelConfig:
         members: the GRU is this many GRUs side by side, each reading its own
             ``proj_dim / members`` projections with ``hidden / members`` units (an ensemble
             merged by :mod:`kws.train.ensemble`); 1 is one GRU.
+        auxiliary: keywords learnt beside ``keywords`` but never reported: each has a class
+            (after those of ``keywords``), and the scores are the softmax over all classes with
+            only ``keywords`` kept, so an auxiliary keyword counts as "not a keyword".
     """
 
     keywords: tuple[str, ...] = ("alexa", "computer", "jarvis", "snowboy")
@@ -116,11 +119,18 @@ class ModelConfig:
     hidden: int = 64
     dropout: float = 0.1
     members: int = 1
+    auxiliary: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "keywords", tuple(self.keywords))
+        object.__setattr__(self, "auxiliary", tuple(self.auxiliary))
         for kw in self.keywords:
             check_keyword_name(kw, "model.keywords")
+        for kw in self.auxiliary:
+            check_keyword_name(kw, "model.auxiliary")
+        every = self.keywords + self.auxiliary
+        check(len(set(every)) == len(every), "model.auxiliary", self.auxiliary,
+              f"distinct names, none of them in model.keywords {self.keywords}")
         check(len(self.keywords) >= 1 and len(set(self.keywords)) == len(self.keywords),
               "model.keywords", self.keywords, "one or more distinct names")
         check("none" not in self.keywords, "model.keywords", self.keywords,
@@ -163,6 +173,11 @@ class DataConfig:
             engine, voice transforms) added to the training split, never to validation or test;
             made by ``kws train`` into ``<run>/synth`` and reused. 0: real recordings only.
         synth_confusables: confusable synthetic negatives per keyword, training split only.
+        auxiliary_dirs: other keywords' name -> folders of their real recordings. ``kws train
+            --keyword PHRASE`` learns them beside the phrase (``model.auxiliary``), each with
+            ``synth_positives`` renderings too (made once in ``$KWS_CACHE``): the model learns
+            how real voices differ from synthetic ones on words it has both of. A name equal to
+            the phrase is left out: no recording of the phrase enters its training.
         corpus_root: where folders named ``corpus:NAME`` are (default: ``$KWS_DATA``, else
             ``~/kws-data``; ``kws data get`` puts corpora there).
     """
@@ -181,13 +196,17 @@ class DataConfig:
     seed: int = 0
     synth_positives: int = 0
     synth_confusables: int = 0
+    auxiliary_dirs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     corpus_root: str = ""
 
     def __post_init__(self) -> None:
         for name in ("synth_positives", "synth_confusables"):
             check(getattr(self, name) >= 0, f"data.{name}", getattr(self, name), ">= 0")
-        object.__setattr__(self, "keyword_dirs",
-                           {k: tuple(v) for k, v in dict(self.keyword_dirs).items()})
+        for name in ("keyword_dirs", "auxiliary_dirs"):
+            folders = dict(getattr(self, name))
+            object.__setattr__(self, name, {k: tuple(v) for k, v in folders.items()})
+        for kw in self.auxiliary_dirs:
+            check_keyword_name(kw, "data.auxiliary_dirs")
         object.__setattr__(self, "holdout", {k: tuple(tuple(r) for r in v)
                                              for k, v in dict(self.holdout).items()})
         for name in ("negative_dirs", "eval_negative_dirs", "noise_dirs", "confusable_dirs",
@@ -298,6 +317,8 @@ class TrainConfig:
             adds a sequence around each to the pool and trains every member on from its weights
             for ``hard_negative_epochs`` epochs at a tenth of ``lr`` (:mod:`kws.train.mining`).
         hard_negative_epochs: epochs of that second round.
+        auxiliary_share: share of the keyword sequences whose keyword is one of
+            ``model.auxiliary`` (drawn evenly among them); the rest are ``model.keywords``.
     """
 
     epochs: int = 30
@@ -317,8 +338,11 @@ class TrainConfig:
     distill_weight: float = 1.0
     hard_negatives: int = 0
     hard_negative_epochs: int = 4
+    auxiliary_share: float = 0.5
 
     def __post_init__(self) -> None:
+        check(0 <= self.auxiliary_share < 1, "train.auxiliary_share", self.auxiliary_share,
+              "0 <= x < 1")
         check(1 <= self.members <= 16, "train.members", self.members, "1..16")
         check(self.feature_pool == 0 or self.feature_pool >= self.batch_size, "train.feature_pool",
               self.feature_pool, f"0 (off) or >= batch_size ({self.batch_size})")

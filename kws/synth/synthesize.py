@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kws.features.cache import cache_dir
 from kws.synth import tts
 from kws.synth.phonemes import SENTENCES, confusable_texts, phonemes, pronunciations
 from kws.synth.tts import Voice, render
@@ -194,15 +195,27 @@ def with_synthetic_voices(cfg, folder: Path, progress=iter):
 
 def synthetic_config(cfg, phrase: str, folder: Path, count: int, seed: int = 0, progress=iter):
     """``cfg`` retargeted to ``phrase``: synthetic positives (made in ``folder`` unless already
-    there), its confusables as ``[data] confusable_dirs``; no real recording of the phrase."""
+    there), its confusables as ``[data] confusable_dirs``; no real recording of the phrase.
+    Every ``[data] auxiliary_dirs`` keyword but the phrase becomes a ``model.auxiliary``
+    keyword: its real recordings and ``count`` renderings (made once per machine in
+    ``$KWS_CACHE/synth``, shared by every phrase)."""
     rendered(phrase, folder, count, seed, progress=progress)
     name = keyword_name(phrase)
+    dirs = {name: (str((folder / "positive").resolve()),)}
+    for kw, real in cfg.data.auxiliary_dirs.items():
+        if kw == name:
+            continue
+        voices_of = cache_dir() / "synth" / f"{kw}-{seed}"
+        rendered(kw.replace("_", " "), voices_of, count, seed, 0, progress)
+        dirs[kw] = (*(str(cfg.resolve(d).resolve()) for d in real),
+                    str((voices_of / "positive").resolve()))
+    auxiliary = tuple(kw for kw in dirs if kw != name)
     data = dataclasses.replace(
-        cfg.data, keyword_dirs={name: (str((folder / "positive").resolve()),)}, holdout={},
+        cfg.data, keyword_dirs=dirs, holdout={},
         negative_dirs=tuple(str(cfg.resolve(d).resolve()) for d in cfg.data.negative_dirs),
         confusable_dirs=(str((folder / "confusable").resolve()),),
         eval_negative_dirs=tuple(str(cfg.resolve(d).resolve())
                                  for d in cfg.data.eval_negative_dirs),
         noise_dirs=tuple(str(cfg.resolve(d).resolve()) for d in cfg.data.noise_dirs))
-    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, keywords=(name,)),
-                               data=data)
+    return dataclasses.replace(cfg, data=data, model=dataclasses.replace(
+        cfg.model, keywords=(name,), auxiliary=auxiliary))

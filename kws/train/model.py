@@ -7,7 +7,8 @@ Shapes (B batch, T feature frames of 10 ms, S = ``stack_frames``, K keywords):
       -> stack S frames: (B, T/S, S*n_mels)            one step = S * 10 ms
       -> Linear + ReLU: (B, T/S, proj_dim)             a strided convolution over S frames
       -> GRU: (B, T/S, hidden), state (1, B, hidden)
-      -> Linear: logits (B, T/S, K + 1)                 class 0 is "none"
+      -> Linear: logits (B, T/S, K + 1 + A)             class 0 is "none"; A auxiliary keywords
+                                                       (``cfg.auxiliary``) after the K
 
 With ``members`` N > 1 (a merged ensemble) the GRU is N GRUs side by side: GRU i reads
 projections ``i*P/N .. (i+1)*P/N`` and owns state units ``i*H/N .. (i+1)*H/N``; no weight joins
@@ -15,7 +16,8 @@ two members, and none is stored.
 
 State is explicit: ``forward(features, state) -> (logits, state)``; feeding a sequence in pieces
 with the returned state equals feeding it at once. ``scores`` are the softmax probabilities of the
-keywords (class 0 dropped), which is what the exported ONNX graph outputs.
+K keywords (class 0 and the auxiliary classes dropped), which is what the exported ONNX graph
+outputs.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ class KeywordModel(nn.Module):
         self.grus = nn.ModuleList(nn.GRU(cfg.proj_dim // n, cfg.hidden // n, batch_first=True)
                                   for _ in range(n))
         self.drop = nn.Dropout(cfg.dropout)
-        self.out = nn.Linear(cfg.hidden, len(cfg.keywords) + 1)
+        self.out = nn.Linear(cfg.hidden, len(cfg.keywords) + len(cfg.auxiliary) + 1)
 
     @property
     def step_frames(self) -> int:
@@ -62,7 +64,7 @@ class KeywordModel(nn.Module):
 
     def forward(self, features: torch.Tensor, state: Optional[torch.Tensor] = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(B, T, n_mels)`` features -> ``(B, T / S, K + 1)`` logits and the new state."""
+        """``(B, T, n_mels)`` features -> ``(B, T / S, K + 1 + A)`` logits and the new state."""
         batch, frames, mels = features.shape
         if mels != self.n_mels or frames % self.step_frames:
             raise ValueError(f"features of shape {tuple(features.shape)}: expected (batch, T, "
@@ -83,7 +85,7 @@ class KeywordModel(nn.Module):
                ) -> tuple[torch.Tensor, torch.Tensor]:
         """Keyword probabilities ``(B, T / S, K)`` in [0, 1] and the new state."""
         logits, state = self(features, state)
-        return torch.softmax(logits, dim=-1)[..., 1:], state
+        return torch.softmax(logits, dim=-1)[..., 1:1 + len(self.cfg.keywords)], state
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -96,7 +98,7 @@ def macs_per_second(cfg: ModelConfig, frontend: FrontendConfig = FrontendConfig(
     n, p, h = cfg.members, cfg.proj_dim // cfg.members, cfg.hidden // cfg.members
     per_step = (cfg.stack_frames * frontend.n_mels * cfg.proj_dim
                 + n * 3 * h * (p + h)
-                + cfg.hidden * (len(cfg.keywords) + 1))
+                + cfg.hidden * (len(cfg.keywords) + len(cfg.auxiliary) + 1))
     return int(round(per_step / step_s))
 
 

@@ -48,7 +48,11 @@ class SequenceMaker:
                  rirs: list[np.ndarray], aug: AugmentConfig, sequence_s: float,
                  positive_share: float, sample_rate: int = 16000,
                  negative_draw: str = "file",
-                 partial_share: float = PARTIAL_KEYWORD_SHARE) -> None:
+                 partial_share: float = PARTIAL_KEYWORD_SHARE,
+                 auxiliary: tuple[str, ...] = (), auxiliary_share: float = 0.0) -> None:
+        """``auxiliary`` keywords (labels after those of ``keywords``) are drawn for
+        ``auxiliary_share`` of the keyword clips, evenly among them."""
+        keywords = tuple(keywords) + tuple(auxiliary)
         missing = [kw for kw in keywords if not clips.positives.get(kw)]
         if missing:
             raise ValueError(f"no training clips for keyword(s) {missing}")
@@ -58,6 +62,7 @@ class SequenceMaker:
         self.n = int(sequence_s * sample_rate)
         self.sr = sample_rate
         self.positive_share, self.partial_share = positive_share, partial_share
+        self.n_auxiliary, self.auxiliary_share = len(auxiliary), auxiliary_share
         self.negatives = [w for _, w in clips.negatives]
         # "duration": a file is drawn with probability proportional to its length
         self.negative_ends = np.cumsum([len(w) if negative_draw == "duration" else 1
@@ -92,7 +97,11 @@ class SequenceMaker:
     def keyword(self, rng: np.random.Generator) -> tuple[int, np.ndarray, float, float]:
         """A random keyword clip after speed, tempo, vocal tract length and level changes:
         (index, clip, start_s, end_s)."""
-        k = int(rng.integers(len(self.keywords)))
+        n = len(self.keywords) - self.n_auxiliary
+        if self.n_auxiliary and rng.random() >= 1 - self.auxiliary_share:
+            k = n + int(rng.integers(self.n_auxiliary))
+        else:  # without auxiliary keywords nothing more is drawn than before they existed
+            k = int(rng.integers(n))
         clip, start, end = self.positives[k][int(rng.integers(len(self.positives[k])))]
         speed = rng.uniform(*self.aug.speed)
         clip = augment.change_speed(clip, speed)

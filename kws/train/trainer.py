@@ -95,7 +95,9 @@ class Trainer:
         cfg = self.cfg
         utts = corpora.collect(cfg)
         table = corpora.split_table(utts)
-        train = corpora.load_split(utts, "train", cfg.model.keywords, cfg.frontend.sample_rate)
+        # auxiliary keywords are trained; validation, like calibration, counts them as negatives
+        train = corpora.load_split(utts, "train", cfg.model.keywords + cfg.model.auxiliary,
+                                   cfg.frontend.sample_rate)
         val = corpora.load_split(utts, "val", cfg.model.keywords, cfg.frontend.sample_rate)
         empty = [kw for kw in cfg.model.keywords if not val.positives.get(kw)]
         if empty:
@@ -135,7 +137,8 @@ class Trainer:
         c = self.cfg
         return SequenceMaker(clips, c.model.keywords, self.noise, self.rirs, c.augment,
                              c.train.sequence_s, positive_share, c.frontend.sample_rate,
-                             c.train.negative_draw, partial_share)
+                             c.train.negative_draw, partial_share, c.model.auxiliary,
+                             c.train.auxiliary_share)
 
     def batch(self, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
         """Features ``(B, T, n_mels)`` plus labels and keyword bounds in steps: fresh sequences,
