@@ -122,3 +122,32 @@ def test_distillation_term_pulls_towards_the_teacher():
     assert min(losses, key=losses.get) == 0.8
     assert losses[0.8] == pytest.approx(-(0.2 * np.log(0.2) + 0.8 * np.log(0.8)), abs=1e-5)
     assert torch.isfinite(hard)
+
+
+def test_a_teachers_auxiliary_keywords_are_none_to_the_student(teacher, tmp_path):
+    """The teacher's "down" made auxiliary: the student learns "up" alone, and its target
+    for "none" is the teacher's "none" plus "down" (the student's data has "down" as a
+    negative), so the targets still sum to one."""
+    import dataclasses
+
+    from kws.features import features_torch
+    from kws.train.checkpoint import load_model
+
+    root, student = teacher
+    model, teacher_cfg = load_model(root / "teacher")
+    model.cfg = dataclasses.replace(model.cfg, keywords=("up",), auxiliary=("down",))
+    teacher_cfg = dataclasses.replace(teacher_cfg, model=model.cfg)
+    trainer = StudentTrainer(student_config(student, teacher_cfg), tmp_path, model, teacher_cfg)
+    trainer.prepare_data()
+    assert trainer.maker.keywords == ("up",)
+    feats, labels, start, end, soft = trainer.taught(np.random.default_rng(5))
+    seqs = [trainer.maker.make(np.random.default_rng(5)) for _ in range(1)]
+    steps = feats.shape[1] // trainer.module.step_frames
+    assert soft.shape == (len(feats), steps, 2) and set(labels.unique().tolist()) <= {0, 1}
+    with torch.no_grad():
+        probs = torch.softmax(model(features_torch(torch.from_numpy(seqs[0].wave[None]),
+                                                   teacher_cfg.frontend))[0], -1)[0]
+    index = aligned_steps(trainer.timing, trainer.teacher_timing, steps, len(probs))
+    kept = probs[index[index >= 0]]
+    torch.testing.assert_close(soft[0][index >= 0],
+                               torch.stack([kept[:, 0] + kept[:, 2], kept[:, 1]], -1))
