@@ -174,8 +174,8 @@ class DataConfig:
             made by ``kws train`` into ``<run>/synth`` and reused. 0: real recordings only.
         synth_confusables: confusable synthetic negatives per keyword, training split only.
         auxiliary_dirs: other keywords' name -> folders of their real recordings. ``kws train
-            --keyword PHRASE`` learns them beside the phrase (``model.auxiliary``), each with as many
-            renderings as the phrase (made once in ``$KWS_CACHE/synth``): the model learns
+            --keyword PHRASE`` learns them beside the phrase (``model.auxiliary``), each with
+            as many renderings as the phrase (made once in ``$KWS_CACHE/synth``): the model learns
             how real voices differ from synthetic ones on words it has both of. A name equal to
             the phrase is left out: no recording of the phrase enters its training.
         corpus_root: where folders named ``corpus:NAME`` are (default: ``$KWS_DATA``, else
