@@ -266,7 +266,8 @@ def byte_progress(name: str):
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from kws.core.config import data_root, load_config
+    from kws.core.config import load_config
+    from kws.core.corpus_paths import data_root
     from kws.data.catalog import catalog
 
     corpora = catalog(args.catalog)

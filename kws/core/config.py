@@ -15,7 +15,6 @@ Example (see ``configs/default.toml`` for every field)::
 from __future__ import annotations
 
 import dataclasses
-import os
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from kws.core.checks import ConfigError, check, check_keyword_name, is_int, is_number
+from kws.core.corpus_paths import CORPUS_PREFIX, data_root, resolve_corpus
 from kws.core.decision import DecisionRule
 
 FRONTEND_KINDS = ("log_mel", "speech_embedding")
@@ -175,9 +175,8 @@ class DataConfig:
         synth_confusables: confusable synthetic negatives per keyword, training split only.
         auxiliary_dirs: other keywords' name -> folders of their real recordings. ``kws train
             --keyword PHRASE`` learns them beside the phrase (``model.auxiliary``), each with
-            as many renderings as the phrase (made once in ``$KWS_CACHE/synth``): the model learns
-            how real voices differ from synthetic ones on words it has both of. A name equal to
-            the phrase is left out: no recording of the phrase enters its training.
+            as many renderings as the phrase (made once in ``$KWS_CACHE/synth``), to learn how
+            real voices differ from synthetic ones. Never the phrase's own recordings.
         corpus_root: where folders named ``corpus:NAME`` are (default: ``$KWS_DATA``, else
             ``~/kws-data``; ``kws data get`` puts corpora there).
     """
@@ -387,23 +386,6 @@ class Config:
             return resolve_corpus(str(path), root)
         p = Path(path).expanduser()
         return p if p.is_absolute() else (self.root / p)
-
-
-CORPUS_PREFIX = "corpus:"
-
-
-def data_root() -> Path:
-    """Where ``corpus:`` folders live when the config does not say: ``$KWS_DATA``, else
-    ``~/kws-data`` (where ``kws data get`` puts them)."""
-    return Path(os.environ.get("KWS_DATA") or Path.home() / "kws-data").expanduser()
-
-
-def resolve_corpus(spec: str, root: Path) -> Path:
-    """``corpus:NAME[/SUB]`` -> ``root/NAME[/SUB]``, never outside ``root``."""
-    parts = Path(spec[len(CORPUS_PREFIX):].strip("/")).parts
-    if not parts or any(p in ("..", ".") for p in parts):
-        raise ConfigError(f"{spec!r} is not allowed; expected corpus:NAME or corpus:NAME/FOLDER")
-    return root.joinpath(*parts)
 
 
 _SECTIONS = {"frontend": FrontendConfig, "model": ModelConfig, "data": DataConfig,
