@@ -92,11 +92,8 @@ class StudentTrainer(Trainer):
         feats = crop_to_steps(features_torch(waves, self.teacher_cfg.frontend),
                               self.teacher.step_frames)
         with torch.no_grad():
-            probs = torch.softmax(self.teacher(feats)[0].float(), dim=-1)
-        # a teacher's auxiliary keywords are "none" to the student (its data's negatives)
-        k = len(self.teacher.cfg.keywords)
-        probs = torch.cat([probs[..., :1] + probs[..., 1 + k:].sum(-1, keepdim=True),
-                           probs[..., 1:1 + k]], dim=-1)
+            # a teacher's auxiliary keywords are "none" to the student (its data's negatives)
+            probs = self.teacher.folded(torch.softmax(self.teacher(feats)[0].float(), dim=-1))
         steps = columns[0].shape[1] // self.module.step_frames
         index = torch.from_numpy(aligned_steps(self.timing, self.teacher_timing, steps,
                                                probs.shape[1]))

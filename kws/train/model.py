@@ -85,7 +85,14 @@ class KeywordModel(nn.Module):
                ) -> tuple[torch.Tensor, torch.Tensor]:
         """Keyword probabilities ``(B, T / S, K)`` in [0, 1] and the new state."""
         logits, state = self(features, state)
-        return torch.softmax(logits, dim=-1)[..., 1:1 + len(self.cfg.keywords)], state
+        return self.folded(torch.softmax(logits, dim=-1))[..., 1:], state
+
+    def folded(self, probs: torch.Tensor) -> torch.Tensor:
+        """``(..., K + 1 + A)`` class probabilities -> ``(..., K + 1)``: the auxiliary classes'
+        probability joins "none" (class 0)."""
+        k = len(self.cfg.keywords)
+        return torch.cat([probs[..., :1] + probs[..., 1 + k:].sum(-1, keepdim=True),
+                          probs[..., 1:1 + k]], dim=-1)
 
 
 def count_parameters(model: nn.Module) -> int:
