@@ -67,7 +67,9 @@ def mine(model: KeywordModel, cfg: Config, out: Path, count: int = 300,
         raise ValueError(f"split {split!r}: mine from 'train' or 'val', never from the test "
                          "split the figures are measured on")
     rate = cfg.frontend.sample_rate
-    clips = corpora.load_split(corpora.collect(cfg), split, cfg.model.keywords, rate)
+    # as in training, auxiliary keywords' recordings are their own class, never negatives
+    clips = corpora.load_split(corpora.collect(cfg), split,
+                               cfg.model.keywords + cfg.model.auxiliary, rate)
     moments = hardest(model, cfg, clips.negatives, count, progress=progress)
     saved = []
     for score, f, t, kw in moments:
