@@ -161,41 +161,46 @@ def test_merged_model_exports_and_onnx_matches_torch(ensemble_run, tmp_path):
     assert np.abs(got - want).max() <= 1e-5
 
 
-def test_seven_members_store_no_zero_blocks_and_score_the_same(tmp_path):
-    """The synthetic config's seven 64-unit GRUs on the 96-value speech embedding: one batched
-    graph of seven GRUs, no weight between members (215,936 int8 weights; 1.25 million with the
-    block-diagonal zeros it used to store, 1.28 MB), and the same scores as the merged torch
-    model."""
+def test_the_synthetic_configs_ensemble_is_at_most_200_kb_and_stores_no_zero_blocks(tmp_path):
+    """The model ``configs/synthetic.toml`` trains for a phrase that is none of its auxiliary
+    keywords (five 64-unit GRUs on the 96-value speech embedding, one keyword and four auxiliary
+    classes): one batched graph of the members, no weight between them, at most 200 KB int8
+    (issue 23), and the same scores as the merged torch model."""
+    from pathlib import Path
+
     import onnx
 
-    from kws.core.config import SPEECH_EMBEDDING
     from kws.export.graph import build_graph, weights_from_model
     from kws.export.quantize import quantize_weights
 
-    frontend = FrontendConfig(kind="speech_embedding", **SPEECH_EMBEDDING)
-    cfg = ModelConfig(keywords=("smart_mirror",), stack_frames=1, proj_dim=64, hidden=64)
+    shipped = load_config(Path(__file__).parent.parent / "configs" / "synthetic.toml")
+    n = shipped.train.members
+    frontend = shipped.frontend
+    cfg = dataclasses.replace(shipped.model, keywords=("smart_mirror",),
+                              auxiliary=tuple(shipped.data.auxiliary_dirs))
     members = []
-    for seed in range(7):
+    for seed in range(n):
         torch.manual_seed(seed)
         members.append(KeywordModel(cfg, frontend).eval())
     merged = merge(members, frontend)
-    assert merged.cfg.members == 7 and merged.cfg.hidden == 448
+    p, h, classes = cfg.proj_dim, cfg.hidden, 2 + len(cfg.auxiliary)
+    assert merged.cfg.members == n and merged.cfg.hidden == n * h
     weights = weights_from_model(merged)
-    assert weights.hh_w.shape == (64, 7 * 192) and weights.ih_w.shape == (64, 7 * 192)
+    assert weights.hh_w.shape == (h, n * 3 * h) and weights.ih_w.shape == (p, n * 3 * h)
     graph = build_graph(weights)
     onnx.save(quantize_weights(graph), str(tmp_path / "int8.onnx"))
     onnx.save(graph, str(tmp_path / "float.onnx"))
     stored = sum(a.size for a in (weights.proj_w, weights.ih_w, weights.hh_w, weights.out_w))
-    assert stored == 7 * (96 * 64 + 2 * 64 * 192 + 64 * 2)
-    # int8 weights plus a float scale and bias per output column: 244 KB
-    assert (tmp_path / "int8.onnx").stat().st_size <= 245_000
+    assert stored == n * (frontend.n_mels * p + (p + h) * 3 * h + h * classes)
+    # int8 weights plus a float scale and bias per output column
+    assert (tmp_path / "int8.onnx").stat().st_size <= 200_000
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(tmp_path / "float.onnx"),
                                    providers=["CPUExecutionProvider"])
-    feats = np.random.default_rng(0).normal(size=(20, 96)).astype(np.float32)
+    feats = np.random.default_rng(0).normal(size=(20, frontend.n_mels)).astype(np.float32)
     got = session.run(None, {"features": feats[None],
-                             "state": np.zeros((1, 1, 448), np.float32)})[0][0]
+                             "state": np.zeros((1, 1, n * h), np.float32)})[0][0]
     with torch.no_grad():
         want = merged.scores(torch.from_numpy(feats)[None])[0][0].numpy()
         single = torch.stack([m.scores(torch.from_numpy(feats)[None])[0][0] for m in members])
