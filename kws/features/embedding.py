@@ -37,7 +37,8 @@ WINDOW = MEL_HOP * (MEL_PER_EMBEDDING - 1) + MEL_WINDOW  # 12512 samples: 782 ms
 SCALE = 32767.0  # the graphs expect int16-scaled audio
 BATCH = 512  # embeddings per run of the embedding graph
 GRAPHS = ("melspectrogram.onnx", "embedding_model.onnx")
-_threads = 0  # onnxruntime's compute threads; 0: its default (one per core)
+_threads = 0  # onnxruntime's compute threads for whole clips; 0: its default (one per core)
+STREAM_THREADS = 1  # a stream's 80 ms steps are too small to share: more threads only spin
 
 
 def num_embeddings(n_samples: int) -> int:
@@ -68,18 +69,21 @@ def _sessions():
     return _sessions_of(_threads)
 
 
-def mel(waves: np.ndarray) -> np.ndarray:
-    """``(B, n)`` float audio in [-1, 1] -> ``(B, frames, 32)`` transformed log-mel."""
+def mel(waves: np.ndarray, sessions: tuple | None = None) -> np.ndarray:
+    """``(B, n)`` float audio in [-1, 1] -> ``(B, frames, 32)`` transformed log-mel (on
+    ``sessions``, the two graphs' onnxruntime sessions; default: :func:`limit_threads`')."""
     frames = num_frames(waves.shape[1], MEL_WINDOW, MEL_HOP)
     if frames == 0:
         return np.zeros((len(waves), 0, 32), dtype=np.float32)
     used = waves[:, :MEL_HOP * (frames - 1) + MEL_WINDOW]
-    out = _sessions()[0].run(None, {"input": np.ascontiguousarray(used * SCALE, np.float32)})[0]
+    graph = (sessions or _sessions())[0]
+    out = graph.run(None, {"input": np.ascontiguousarray(used * SCALE, np.float32)})[0]
     return out.reshape(len(waves), frames, 32) / 10.0 + 2.0
 
 
-def embed_mel(mels: np.ndarray) -> np.ndarray:
-    """``(B, frames, 32)`` mel -> ``(B, T, 96)`` embeddings, ``T = 1 + (frames - 76) // 8``."""
+def embed_mel(mels: np.ndarray, sessions: tuple | None = None) -> np.ndarray:
+    """``(B, frames, 32)`` mel -> ``(B, T, 96)`` embeddings, ``T = 1 + (frames - 76) // 8``
+    (``sessions`` as for :func:`mel`)."""
     b, frames, _ = mels.shape
     t = num_frames(frames, MEL_PER_EMBEDDING, MEL_STRIDE)
     if t == 0:
@@ -87,7 +91,7 @@ def embed_mel(mels: np.ndarray) -> np.ndarray:
     starts = MEL_STRIDE * np.arange(t)
     windows = mels[:, starts[:, None] + np.arange(MEL_PER_EMBEDDING)]  # (B, T, 76, 32)
     windows = windows.reshape(b * t, MEL_PER_EMBEDDING, 32, 1).astype(np.float32)
-    graph = _sessions()[1]
+    graph = (sessions or _sessions())[1]
     out = [graph.run(None, {"input_1": windows[i:i + BATCH]})[0]
            for i in range(0, len(windows), BATCH)]
     return np.concatenate(out).reshape(b, t, DIM)
@@ -103,9 +107,12 @@ def embed(waves: np.ndarray) -> np.ndarray:
 
 class StreamingEmbedding:
     """Audio chunks in, embeddings out; the streaming twin of :func:`embed` (same interface as
-    :class:`kws.features.logmel.StreamingFrontend`)."""
+    :class:`kws.features.logmel.StreamingFrontend`). Its graphs run on
+    :data:`STREAM_THREADS` compute thread: a device listening all day spends a few percent of
+    one core on them, not most of every core in onnxruntime's spinning thread pool."""
 
     def __init__(self) -> None:
+        self.sessions = _sessions_of(STREAM_THREADS)
         self.reset()
 
     def reset(self) -> None:
@@ -122,10 +129,10 @@ class StreamingEmbedding:
         """Push float32 samples; return the ``(n, 96)`` embeddings they complete."""
         self._audio = np.concatenate((self._audio, np.asarray(samples, dtype=np.float32)))
         self._pending += len(samples)
-        new = mel(self._audio[None])[0]
+        new = mel(self._audio[None], self.sessions)[0]
         self._audio = self._audio[MEL_HOP * len(new):]
         self._mel = np.concatenate((self._mel, new))
-        out = embed_mel(self._mel[None])[0]
+        out = embed_mel(self._mel[None], self.sessions)[0]
         self._mel = self._mel[MEL_STRIDE * len(out):]
         self._pending -= HOP * len(out)
         return out
