@@ -81,6 +81,8 @@ def test_decision_track_definition_and_errors():
     with pytest.raises(ConfigError, match=r"smoothing_steps = 0 is not allowed; expected an "
                                           r"integer 1\.\.50"):
         decision_track(scores, 0, 1)
+    # a clip shorter than one model window has no step: an empty track, whatever the rule
+    assert decision_track(np.zeros((0, 1)), 3, 2).shape == (0, 1)
 
 
 def test_blocks_of_any_size_give_the_same_events():
@@ -89,7 +91,7 @@ def test_blocks_of_any_size_give_the_same_events():
     rule = {"refractory_s": 0.5, "smoothing_steps": 3, "min_steps": 2}
     whole = det(**rule).process(scores)
     d, parts, start = det(**rule), [], 0
-    for size in [1, 7, 13, 1, 100, 50, 328]:
+    for size in [1, 7, 0, 13, 1, 0, 0, 100, 50, 328]:  # 0: a chunk that completed no step
         parts += d.process(scores[start:start + size])
         start += size
     assert start == 500 and parts == whole and len(whole) > 3

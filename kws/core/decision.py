@@ -123,8 +123,9 @@ def smooth(scores: np.ndarray, steps: int, history: np.ndarray | None = None) ->
 
 def hold(smoothed: np.ndarray, steps: int, history: np.ndarray | None = None) -> np.ndarray:
     """Minimum over the last ``steps`` smoothed values (``history``: the ``steps - 1`` before,
-    zeros at the stream start); ``(n, K)`` float64."""
-    if steps == 1:
+    zeros at the stream start); ``(n, K)`` float64 (``n`` may be 0: a block or clip that
+    completed no model step)."""
+    if steps == 1 or len(smoothed) == 0:
         return smoothed
     if history is None:
         history = np.zeros((steps - 1, smoothed.shape[1]))
