@@ -60,13 +60,13 @@ def test_streaming_equals_the_whole_clip(chunk):
     assert stream.pending_samples == 0 and len(stream.accept(x[:12511])) == 0
 
 
-
 def test_a_stream_runs_its_graphs_on_one_compute_thread():
     """A listening device steps the stream every 80 ms: onnxruntime's default pool (one
     spinning thread per core) made `kws bench` report 80% of a core at real time for a
     five-member model whose compute is 2% of it."""
     stream = streaming_frontend(EMBEDDING)
     assert [s.get_session_options().intra_op_num_threads for s in stream.sessions] == [1, 1]
+
 
 def test_batch_rows_equal_single_clips():
     waves = np.stack([speechlike(2.0, seed=s) for s in range(3)])

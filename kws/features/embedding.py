@@ -71,7 +71,7 @@ def _sessions():
 
 def mel(waves: np.ndarray, sessions: tuple | None = None) -> np.ndarray:
     """``(B, n)`` float audio in [-1, 1] -> ``(B, frames, 32)`` transformed log-mel (on
-    ``sessions``, the two graphs' onnxruntime sessions; default: :func:`limit_threads`')."""
+    ``sessions``, the two graphs' onnxruntime sessions; default: as :func:`limit_threads` set)."""
     frames = num_frames(waves.shape[1], MEL_WINDOW, MEL_HOP)
     if frames == 0:
         return np.zeros((len(waves), 0, 32), dtype=np.float32)
