@@ -156,10 +156,10 @@ def scored(model: Path, phrase: str, out: Path, renders: Path, own: list[Path],
             "first_word_fired": first, "int8_kb": (model / INT8_FILE).stat().st_size / 1000}
 
 
-def student_figures(phrase: str, teacher: Path, run: Path, student: Config,
-                    args: argparse.Namespace) -> dict:
+def student_figures(phrase: str, teacher: Path, run: Path, student: Config, own: list[Path],
+                    excluded: list[Path], args: argparse.Namespace) -> dict:
     """Distil (unless done) and export a log-mel student of the phrase's teacher run, and
-    score it as the teacher was scored."""
+    score it as the teacher was scored (:func:`scored`'s ``own`` and ``excluded``)."""
     from kws.export.exporter import export_model
 
     from kws.train.distill import distill
@@ -171,8 +171,6 @@ def student_figures(phrase: str, teacher: Path, run: Path, student: Config,
         distill(teacher, student, run, progress=sys.stderr.isatty())
         export_model(run, model)
         minutes = (time.time() - begun) / 60
-    own = [args.data / f for f in PHRASES[phrase]]
-    excluded = own + auxiliary_folders(load_config(args.config), phrase)
     return {**scored(model, phrase, run / "eval", teacher, own, excluded, args),
             "train_minutes": minutes}
 
@@ -236,7 +234,8 @@ def main() -> None:
             minutes = train_phrase(cfg, phrase, run, model)
         if args.student:
             figures = {"student": student_figures(phrase, run, args.runs / f"{name}-student",
-                                                  load_config(args.student), args)}
+                                                  load_config(args.student), own, excluded,
+                                                  args)}
         else:
             figures = {"tuning": phrase in TUNING, "train_minutes": minutes,
                        **scored(model, phrase, run / "eval", run, own, excluded, args)}

@@ -98,6 +98,7 @@ class SequenceMaker:
         """A random keyword clip after speed, tempo, vocal tract length and level changes:
         (index, clip, start_s, end_s)."""
         n = len(self.keywords) - self.n_auxiliary
+        # ">= 1 - share" (not "< share"): the draws the measured models were trained with
         if self.n_auxiliary and rng.random() >= 1 - self.auxiliary_share:
             k = n + int(rng.integers(self.n_auxiliary))
         else:  # without auxiliary keywords nothing more is drawn than before they existed
