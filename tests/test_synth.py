@@ -249,7 +249,8 @@ def test_train_keyword_renders_with_the_data_seed_not_the_training_seed(tmp_path
 @needs_espeak
 def test_synthetic_voices_join_the_training_split_only_and_are_reused(tmp_path, monkeypatch):
     """[data] synth_positives: renderings of every keyword in train, none in val or test; a
-    second run with the same seed and counts reuses them, other counts render again."""
+    second run with the same seed, counts and engines reuses them; other counts or another
+    engine render again."""
     import kws.synth.synthesize as synthesize
     from kws.core.config import load_config
     from kws.data import corpora
@@ -274,6 +275,12 @@ def test_synthetic_voices_join_the_training_split_only_and_are_reused(tmp_path, 
     monkeypatch.setattr(synthesize, "synthesize", lambda *a, **k: made.append(a))
     synthesize.with_synthetic_voices(load_config(path), tmp_path / "synth")
     assert made == []
+    engines = synthesize.installed_engines()  # an engine installed since: rendered again
+    monkeypatch.setattr(synthesize, "installed_engines", lambda: engines + ["new"])
+    synthesize.with_synthetic_voices(load_config(path), tmp_path / "synth")
+    assert [a[:2] for a in made] == [(k, tmp_path / "synth" / k) for k in ("up", "down")]
+    made.clear()
+    monkeypatch.setattr(synthesize, "installed_engines", lambda: engines)
     path.write_text(path.read_text().replace("synth_positives = 4", "synth_positives = 5"))
     with pytest.raises(FileNotFoundError):  # the stub renders nothing
         synthesize.with_synthetic_voices(load_config(path), tmp_path / "synth2")

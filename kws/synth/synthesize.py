@@ -161,12 +161,13 @@ def keyword_name(phrase: str) -> str:
 def rendered(phrase: str, folder: Path, count: int, seed: int = 0,
              confusables: int | None = None, progress=iter) -> list[dict]:
     """The manifest rows of ``folder``, rendered first unless a rendering of the same phrase,
-    seed and counts is already there (1500 positives and 1500 confusables took 9 minutes on 2
-    cores, docs/experiments.md 2026-12-02)."""
+    seed and counts by the same installed engines is already there (1500 positives and 1500
+    confusables take 2 minutes on 2 cores, docs/experiments.md 2026-12-03)."""
     report = folder / "report.json"
     wanted = {"positive": count, "confusable": count if confusables is None else confusables}
     old = json.loads(report.read_text()) if report.is_file() else {}
-    if (old.get("phrase"), old.get("seed"), old.get("requested")) != (phrase, seed, wanted):
+    if (old.get("phrase"), old.get("seed"), old.get("requested"), old.get("engines")) != \
+            (phrase, seed, wanted, installed_engines()):
         synthesize(phrase, folder, count, seed, confusables, progress)
     return [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()
             if line.strip()]
