@@ -7,7 +7,7 @@ process goes to one ``python -m piper.http_server`` per voice file (piper-tts's 
 extra ``http``, which takes ``length_scale`` and ``noise_scale`` per request), bound to
 127.0.0.1 on a free port, asked one rendering at a time (piper's phonemizer is process-wide),
 stopped when this process exits. Its answers are the bytes the ``piper`` program writes for
-the same settings (tests/test_synth.py compares them with the generator noise off). piper is
+the same settings (tests/test_piper_server.py compares them with the generator noise off). piper is
 never imported here: it stays a separate program.
 """
 
