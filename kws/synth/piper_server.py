@@ -53,11 +53,12 @@ class PiperServer:
     """
 
     def __init__(self, voice: str) -> None:
-        self.url = f"http://127.0.0.1:{free_port()}"
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
         self.log = tempfile.TemporaryFile()  # a pipe nobody reads would fill and stall it
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "piper.http_server", "-m", voice, "--host", "127.0.0.1",
-             "--port", self.url.rsplit(":", 1)[1]],
+             "--port", str(port)],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
         self.lock = threading.Lock()
         deadline = time.monotonic() + START_TIMEOUT_S

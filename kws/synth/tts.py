@@ -93,8 +93,8 @@ class Voice:
         if self.engine == "festival":
             return ["text2wave", "-eval", f"(voice_{self.name})", "-eval",
                     f"(Parameter.set 'Duration_Stretch {self.stretch:.3f})", "-o", str(out)], text
-        raise ValueError(f"engine {self.engine!r} is not one of {sorted(INSTALL_HINT)} "
-                         "run as a program per rendering")
+        raise ValueError(f"engine {self.engine!r} is not one of ['espeak-ng', 'flite', "
+                         "'festival'], the engines run as a program per rendering")
 
     @property
     def piper_scales(self) -> tuple[float, float]:
