@@ -1,5 +1,6 @@
 """Synthetic keyword speech: engines, renderings, rejection, confusables, the train flow."""
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -206,15 +207,22 @@ def test_train_from_a_phrase_uses_no_real_recording(tmp_path, monkeypatch):
     root = make_corpus(tmp_path / "corpus")
     path = write_config(root, epochs=1)
     path.write_text(path.read_text().replace("[data]", "[data]\nauxiliary_dirs = { smart_mirror "
-                                             '= ["keywords/down"], up = ["keywords/up"] }'))
+                                             '= ["keywords/down"], up = ["keywords/up"] }\n'
+                                             "auxiliary_renderings = 16"))
     base = load_config(path)
     cfg = synthetic_config(base, "smart mirror", tmp_path / "synth", count=24)
     assert cfg.model.keywords == ("smart_mirror",) and cfg.model.auxiliary == ("up",)
-    rendered_up = tmp_path / "cache" / "synth" / "up-0" / "positive"
+    rendered_up = tmp_path / "cache" / "synth" / "up-0-16" / "positive"
+    real_up = str((root / "keywords" / "up").resolve())
     assert cfg.data.keyword_dirs == {
         "smart_mirror": (str((tmp_path / "synth" / "positive").resolve()),),
-        "up": (str((root / "keywords" / "up").resolve()), str(rendered_up.resolve()))}
-    assert len(list(rendered_up.iterdir())) == 24
+        "up": (real_up, str(rendered_up.resolve()))}
+    assert len(list(rendered_up.iterdir())) == 16
+    assert len(list((tmp_path / "synth" / "positive").iterdir())) == 24
+    no_renderings = dataclasses.replace(base, data=dataclasses.replace(
+        base.data, auxiliary_renderings=0))
+    assert synthetic_config(no_renderings, "smart mirror", tmp_path / "synth", count=24
+                            ).data.keyword_dirs["up"] == (real_up,)
     assert cfg.data.confusable_dirs == (str((tmp_path / "synth" / "confusable").resolve()),)
     assert cfg.data.negative_dirs == tuple(str(base.resolve(d).resolve())
                                            for d in base.data.negative_dirs)

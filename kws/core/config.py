@@ -175,8 +175,9 @@ class DataConfig:
         synth_confusables: confusable synthetic negatives per keyword, training split only.
         auxiliary_dirs: other keywords' name -> folders of their real recordings. ``kws train
             --keyword PHRASE`` learns them beside the phrase (``model.auxiliary``), each with
-            as many renderings as the phrase (made once in ``$KWS_CACHE/synth``), to learn how
-            real voices differ from synthetic ones. Never the phrase's own recordings.
+            ``auxiliary_renderings`` renderings (made once in ``$KWS_CACHE/synth``), to learn
+            how real voices differ from synthetic ones. Never the phrase's own recordings.
+        auxiliary_renderings: synthetic renderings per auxiliary keyword (0: real only).
         corpus_root: where folders named ``corpus:NAME`` are (default: ``$KWS_DATA``, else
             ``~/kws-data``; ``kws data get`` puts corpora there).
     """
@@ -196,10 +197,11 @@ class DataConfig:
     synth_positives: int = 0
     synth_confusables: int = 0
     auxiliary_dirs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    auxiliary_renderings: int = 1500
     corpus_root: str = ""
 
     def __post_init__(self) -> None:
-        for name in ("synth_positives", "synth_confusables"):
+        for name in ("synth_positives", "synth_confusables", "auxiliary_renderings"):
             check(getattr(self, name) >= 0, f"data.{name}", getattr(self, name), ">= 0")
         for name in ("keyword_dirs", "auxiliary_dirs"):
             folders = dict(getattr(self, name))

@@ -198,18 +198,20 @@ def synthetic_config(cfg, phrase: str, folder: Path, count: int, seed: int = 0, 
     """``cfg`` retargeted to ``phrase``: synthetic positives (made in ``folder`` unless already
     there), its confusables as ``[data] confusable_dirs``; no real recording of the phrase.
     Every ``[data] auxiliary_dirs`` keyword but the phrase becomes a ``model.auxiliary``
-    keyword: its real recordings and ``count`` renderings (made once per machine in
-    ``$KWS_CACHE/synth``, shared by every phrase)."""
+    keyword: its real recordings and ``[data] auxiliary_renderings`` renderings (made once per
+    machine in ``$KWS_CACHE/synth``, shared by every phrase)."""
     rendered(phrase, folder, count, seed, progress=progress)
     name = keyword_name(phrase)
     dirs = {name: (str((folder / "positive").resolve()),)}
+    n_aux = cfg.data.auxiliary_renderings
     for kw, real in cfg.data.auxiliary_dirs.items():
         if kw == name:
             continue
-        voices_of = cache_dir() / "synth" / f"{kw}-{seed}"
-        rendered(kw.replace("_", " "), voices_of, count, seed, 0, progress)
-        dirs[kw] = (*(str(cfg.resolve(d).resolve()) for d in real),
-                    str((voices_of / "positive").resolve()))
+        dirs[kw] = tuple(str(cfg.resolve(d).resolve()) for d in real)
+        if n_aux:
+            voices_of = cache_dir() / "synth" / f"{kw}-{seed}-{n_aux}"
+            rendered(kw.replace("_", " "), voices_of, n_aux, seed, 0, progress)
+            dirs[kw] += (str((voices_of / "positive").resolve()),)
     auxiliary = tuple(kw for kw in dirs if kw != name)
     data = dataclasses.replace(
         cfg.data, keyword_dirs=dirs, holdout={},
