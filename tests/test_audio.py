@@ -14,6 +14,7 @@ from kws.core.audio import (
     int16_to_float32,
     load_audio,
     load_many,
+    speech_bounds,
     resample_audio,
 )
 from tests.conftest import shared_dir
@@ -231,3 +232,34 @@ def test_detect_streams_two_hours_in_bounded_memory(tmp_path):
     peak_mb = int(proc.stderr.strip().splitlines()[-1]) / 1024
     assert peak_mb < 300, f"peak resident memory {peak_mb:.0f} MB\n{proc.stderr[-3000:]}"
     assert "long.flac: no keyword detected" in proc.stderr and proc.stdout == ""
+
+
+def word(rng, seconds: float, rms: float) -> np.ndarray:
+    """A speech-like burst: noise under a smooth envelope, ``rms`` loud."""
+    n = int(seconds * 16000)
+    return (rng.standard_normal(n) * np.hanning(n) * rms * np.sqrt(8 / 3)).astype(np.float32)
+
+
+def test_speech_bounds_of_a_noisy_recording_padded_with_zeros():
+    """The wake-word benchmark's alexa clips: zeros around a recording whose room noise is
+    30 dB under the word, with a bump 22 dB under it after the word. The zeros are not the
+    floor and the bump is not speech: the bounds are the word's."""
+    rng = np.random.default_rng(0)
+    room = (rng.standard_normal(int(3.0 * 16000)) * 0.01 * 10 ** (-30 / 20)).astype(np.float32)
+    room[int(1.5 * 16000):int(1.5 * 16000) + 1600] += word(rng, 0.1, 0.01 * 10 ** (-22 / 20))
+    room[int(0.5 * 16000):int(1.1 * 16000)] += word(rng, 0.6, 0.01)
+    padded = np.concatenate([np.zeros(8000, np.float32), room, np.zeros(8000, np.float32)])
+    start, end = speech_bounds(padded)
+    assert 0.95 <= start <= 1.1 and 1.55 <= end <= 1.65  # the word: 1.0-1.6 s after padding
+    assert speech_bounds(padded[8000:-8000]) == pytest.approx((start - 0.5, end - 0.5))
+
+
+def test_speech_bounds_keep_both_words_of_a_phrase():
+    """A pause between two words is not the end of speech; a quieter word still counts."""
+    rng = np.random.default_rng(1)
+    clip = np.zeros(int(2.5 * 16000), np.float32)
+    clip[8000:8000 + 4800] = word(rng, 0.3, 0.05)                # "hey", 0.5-0.8 s
+    clip[int(1.2 * 16000):int(1.2 * 16000) + 9600] = word(rng, 0.6, 0.01)  # 14 dB under, 1.2-1.8 s
+    clip += (rng.standard_normal(len(clip)) * 1e-5).astype(np.float32)
+    start, end = speech_bounds(clip)
+    assert 0.5 <= start <= 0.56 and 1.74 <= end <= 1.8

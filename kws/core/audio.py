@@ -233,13 +233,21 @@ def load_many(paths: Iterable[str | Path], sample_rate: int = 16000) -> LoadRepo
     return report
 
 
+DIGITAL_SILENCE_DB = -100.0  # frame energy (dBFS) below one 16-bit step: padding, not a room
+
+
 def speech_bounds(wave: np.ndarray, sample_rate: int = 16000, frame_ms: float = 10.0,
-                  below_peak_db: float = 35.0, above_floor_db: float = 12.0) -> tuple[float, float]:
+                  below_peak_db: float = 35.0, above_floor_db: float = 12.0,
+                  max_gap_s: float = 0.25, segment_db: float = 20.0) -> tuple[float, float]:
     """Start and end (seconds) of the voiced part of a clean clip, by an energy endpoint.
 
     A 10 ms frame is voiced when its energy is within ``below_peak_db`` of the loudest frame and
-    ``above_floor_db`` above the 10th-percentile frame (the clip's silence). Returns the first
-    voiced frame's start and the last voiced frame's end; the whole clip if nothing qualifies.
+    ``above_floor_db`` above the 10th-percentile frame (the clip's silence; digital silence
+    below -100 dBFS, such as zeros padded around a recording, is not a floor). Voiced frames
+    less than ``max_gap_s`` apart form segments; a segment whose loudest frame is more than
+    ``segment_db`` below the clip's is background (a noisy room's bumps, a click), not speech.
+    Returns the start of the first speech segment and the end of the last; the whole clip if
+    nothing qualifies.
     """
     frame = max(1, int(sample_rate * frame_ms / 1000))
     n = len(wave) // frame
@@ -247,8 +255,12 @@ def speech_bounds(wave: np.ndarray, sample_rate: int = 16000, frame_ms: float = 
         return 0.0, len(wave) / sample_rate
     energy = np.square(wave[:n * frame].astype(np.float64)).reshape(n, frame).mean(1)
     db = 10 * np.log10(energy + 1e-12)
-    threshold = max(db.max() - below_peak_db, np.percentile(db, 10) + above_floor_db)
-    voiced = np.flatnonzero(db >= threshold)
+    sound = db[db > DIGITAL_SILENCE_DB]
+    floor = np.percentile(sound if len(sound) else db, 10)
+    voiced = np.flatnonzero(db >= max(db.max() - below_peak_db, floor + above_floor_db))
     if len(voiced) == 0:
         return 0.0, len(wave) / sample_rate
-    return float(voiced[0] * frame / sample_rate), float((voiced[-1] + 1) * frame / sample_rate)
+    breaks = np.flatnonzero(np.diff(voiced) * frame > max_gap_s * sample_rate) + 1
+    speech = [seg for seg in np.split(voiced, breaks) if db[seg].max() >= db.max() - segment_db]
+    return float(speech[0][0] * frame / sample_rate), float((speech[-1][-1] + 1) * frame
+                                                            / sample_rate)
