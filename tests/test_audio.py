@@ -14,8 +14,8 @@ from kws.core.audio import (
     int16_to_float32,
     load_audio,
     load_many,
-    speech_bounds,
     resample_audio,
+    speech_bounds,
 )
 from tests.conftest import shared_dir
 

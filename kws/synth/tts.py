@@ -6,13 +6,15 @@ Programs are run with argument lists (never through a shell); the one Python eng
 |---|---|---|---|
 | ``espeak-ng`` | Debian program | GPL-3.0 | 8 English accents x ~100 variants |
 | ``flite`` | Debian program | BSD-style | kal, kal16, awb, rms, slt |
-| ``festival`` | Debian program (``text2wave``) | X11-style | every installed ``festvox-*`` English voice |
+| ``festival`` | Debian program, one per process | X11-style | every installed ``festvox-*`` English voice |
 | ``hibari`` | PyPI ``hibari-tts``, imported | Apache-2.0 | neural; the voices on disk, each made into many speakers |
 | ``piper`` | PyPI ``piper-tts[http]``, its own server | GPL-3.0 | ``*-piper-voice`` (e.g. joe) |
 
 Nothing is installed or downloaded here: :func:`available` reports what is missing and how to add
 it. The GPL programs run as separate processes (piper as one server per voice,
-:mod:`kws.synth.piper_server`); the audio they make carries no licence of theirs.
+:mod:`kws.synth.piper_server`); the audio they make carries no licence of theirs. festival runs as
+one long-lived program too (:mod:`kws.synth.festival_process`), espeak-ng and flite as a
+program per rendering.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from kws.core.audio import load_audio, resample_audio
-from kws.synth import piper_server
+from kws.synth import festival_process, piper_server
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +92,8 @@ class Voice:
         if self.engine == "flite":
             return ["flite", "-voice", self.name, "--setf", f"duration_stretch={self.stretch:.3f}",
                     "-t", text, "-o", str(out)], None
-        if self.engine == "festival":
-            return ["text2wave", "-eval", f"(voice_{self.name})", "-eval",
-                    f"(Parameter.set 'Duration_Stretch {self.stretch:.3f})", "-o", str(out)], text
-        raise ValueError(f"engine {self.engine!r} is not one of ['espeak-ng', 'flite', "
-                         "'festival'], the engines run as a program per rendering")
+        raise ValueError(f"engine {self.engine!r} is not one of ['espeak-ng', 'flite'], the "
+                         "engines run as a program per rendering")
 
     @property
     def piper_scales(self) -> tuple[float, float]:
@@ -140,7 +139,7 @@ def engine_voices() -> dict[str, list[str]]:
     return {
         "espeak-ng": ["*"] if shutil.which("espeak-ng") else [],
         "flite": ["*"] if shutil.which("flite") else [],
-        "festival": festival_voices() if shutil.which("text2wave") else [],
+        "festival": festival_voices() if shutil.which("festival") else [],
         "hibari": hibari_voices(),
         "piper": piper_voices() if piper_server.installed() else [],
     }
@@ -215,6 +214,11 @@ def render(voice: Voice, text: str, sample_rate: int = 16000) -> np.ndarray:
             if not piper_server.installed():
                 raise RuntimeError(f"piper is not installed ({INSTALL_HINT['piper']})")
             out.write_bytes(piper_server.server(voice.name).speak(text, *voice.piper_scales))
+            return load_audio(out, sample_rate)
+        if voice.engine == "festival":
+            (Path(tmp) / "text.txt").write_text(text)
+            festival_process.festival().speak(voice.name, voice.stretch, Path(tmp) / "text.txt",
+                                              out)
             return load_audio(out, sample_rate)
         argv, stdin = voice.command(text, out)
         if not (shutil.which(argv[0]) or Path(argv[0]).is_file()):

@@ -1,0 +1,67 @@
+"""festival as one long-lived program: text2wave's bytes, one process, texts never run."""
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from kws.synth import festival_process, tts
+from kws.synth.tts import Voice, render
+
+VOICES = tts.festival_voices() if shutil.which("festival") else []
+needs_festival = pytest.mark.skipif(not VOICES, reason=f"festival is not installed "
+                                                       f"({tts.INSTALL_HINT['festival']})")
+DIPHONE = next((v for v in VOICES if v.endswith("_diphone")), "kal_diphone")  # takes a pace
+
+
+@needs_festival
+@pytest.mark.parametrize("voice", VOICES)
+def test_the_same_bytes_as_text2wave(tmp_path, voice):
+    """Two sentences (two utterances, joined) at a slower pace, every installed voice."""
+    text = "Turn on the smart mirror. Then computer, stop!"
+    subprocess.run(["text2wave", "-eval", f"(voice_{voice})", "-eval",
+                    "(Parameter.set 'Duration_Stretch 1.300)", "-o", str(tmp_path / "t.wav")],
+                   input=text, text=True, capture_output=True, check=True)
+    (tmp_path / "text.txt").write_text(text)
+    festival_process.festival().speak(voice, 1.3, tmp_path / "text.txt", tmp_path / "f.wav")
+    assert (tmp_path / "f.wav").read_bytes() == (tmp_path / "t.wav").read_bytes()
+
+
+@needs_festival
+def test_renderings_share_one_process_which_comes_back_if_it_dies():
+    first = festival_process.festival()
+    slow = render(Voice("festival", DIPHONE, rate=100), "computer")
+    fast = render(Voice("festival", DIPHONE, rate=200), "computer")
+    assert festival_process.festival() is first
+    assert slow.dtype == np.float32 and 1.4 < len(slow) / len(fast) < 2.6
+    first.proc.kill()
+    first.proc.wait()
+    assert len(render(Voice("festival", VOICES[0]), "computer")) > 4000
+    assert festival_process._PROCESS is not first  # the rendering started the new one
+    assert festival_process._PROCESS.proc.poll() is None
+
+
+@needs_festival
+def test_a_text_is_spoken_never_run(tmp_path):
+    """Scheme in a text is read aloud: the file it would create does not appear."""
+    marker = tmp_path / "ran"
+    text = f'") (system "touch {marker}") ("'
+    assert len(render(Voice("festival", VOICES[0]), text)) > 4000
+    assert not marker.exists()
+
+
+@needs_festival
+def test_errors_name_the_voice_or_text_and_festivals_words(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match=r"festival voice 'kal\) \(system'"):
+        render(Voice("festival", "kal) (system"), "hi")
+    with pytest.raises(RuntimeError, match=r"festival failed on 'computer': .*voice_no_such"):
+        render(Voice("festival", "no_such"), "computer")
+    with pytest.raises(RuntimeError, match=r"festival failed on '': "):
+        render(Voice("festival", VOICES[0]), "")
+    assert len(render(Voice("festival", VOICES[0]), "still here")) > 4000
+    with pytest.raises(ValueError, match="has a quote"):
+        festival_process.scheme_path(tmp_path / 'a"b.wav')
+    monkeypatch.setenv("PATH", "")
+    with pytest.raises(RuntimeError, match=r"festival is not installed \(apt-get install"):
+        festival_process.FestivalProcess()
