@@ -65,3 +65,10 @@ def test_errors_name_the_voice_or_text_and_festivals_words(tmp_path, monkeypatch
     monkeypatch.setenv("PATH", "")
     with pytest.raises(RuntimeError, match=r"festival is not installed \(apt-get install"):
         festival_process.FestivalProcess()
+
+
+def test_only_voice_folders_named_like_scheme_symbols_are_listed(tmp_path, monkeypatch):
+    for name in ("kal_diphone", "x) (system", "cmu_us_slt_arctic_hts"):
+        (tmp_path / "english" / name).mkdir(parents=True)
+    monkeypatch.setattr(tts, "FESTIVAL_VOICES", tmp_path)
+    assert tts.festival_voices() == ["cmu_us_slt_arctic_hts", "kal_diphone"]

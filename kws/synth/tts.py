@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
+import re
 import shutil
 import subprocess
 import tempfile
@@ -102,9 +103,11 @@ class Voice:
 
 
 def festival_voices() -> list[str]:
-    """Installed festival English voices (folder names such as ``kal_diphone``)."""
+    """Installed festival English voices (folder names such as ``kal_diphone``; a name that is
+    not letters, digits and ``_`` could not be a Scheme symbol and is left out)."""
     return sorted(p.name for lang in ("english", "us") if (FESTIVAL_VOICES / lang).is_dir()
-                  for p in (FESTIVAL_VOICES / lang).iterdir() if p.is_dir())
+                  for p in (FESTIVAL_VOICES / lang).iterdir()
+                  if p.is_dir() and re.fullmatch(r"\w+", p.name, re.ASCII))
 
 
 def hibari_voices() -> list[str]:
