@@ -122,12 +122,10 @@ class ModelConfig:
     auxiliary: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "keywords", tuple(self.keywords))
-        object.__setattr__(self, "auxiliary", tuple(self.auxiliary))
-        for kw in self.keywords:
-            check_keyword_name(kw, "model.keywords")
-        for kw in self.auxiliary:
-            check_keyword_name(kw, "model.auxiliary")
+        for name in ("keywords", "auxiliary"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+            for kw in getattr(self, name):
+                check_keyword_name(kw, f"model.{name}")
         every = self.keywords + self.auxiliary
         check(len(set(every)) == len(every), "model.auxiliary", self.auxiliary,
               f"distinct names, none of them in model.keywords {self.keywords}")
