@@ -23,6 +23,7 @@ DONE = "kws-rendering-done"
 # the waveform of every utterance of the text, joined, as text2wave saves them
 SETUP = ("(define (kws_keep utt) (set! kws_wave (if kws_wave (wave.append kws_wave (utt.wave utt))"
          " (utt.wave utt))) utt)")
+VOICE_NAME = re.compile(r"[A-Za-z0-9_]+")  # voice folder names that are also Scheme symbols
 _PROCESS: FestivalProcess | None = None
 _STARTING = threading.Lock()
 
@@ -76,7 +77,7 @@ class FestivalProcess:
     def speak(self, voice: str, stretch: float, text_file: Path, out: Path) -> None:
         """Speak the text in ``text_file`` with festival voice ``voice`` (a folder name such as
         ``kal_diphone``) and durations times ``stretch``; the WAV file goes to ``out``."""
-        if not re.fullmatch(r"[A-Za-z0-9_]+", voice):
+        if not VOICE_NAME.fullmatch(voice):
             raise ValueError(f"festival voice {voice!r}: letters, digits and '_' only")
         command = (f"(begin (voice_{voice}) (Parameter.set 'Duration_Stretch {stretch:.3f}) "
                    f"(set! kws_wave nil) (set! tts_hooks (list utt.synth kws_keep)) "

@@ -22,7 +22,6 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
-import re
 import shutil
 import subprocess
 import tempfile
@@ -107,7 +106,7 @@ def festival_voices() -> list[str]:
     not letters, digits and ``_`` could not be a Scheme symbol and is left out)."""
     return sorted(p.name for lang in ("english", "us") if (FESTIVAL_VOICES / lang).is_dir()
                   for p in (FESTIVAL_VOICES / lang).iterdir()
-                  if p.is_dir() and re.fullmatch(r"\w+", p.name, re.ASCII))
+                  if p.is_dir() and festival_process.VOICE_NAME.fullmatch(p.name))
 
 
 def hibari_voices() -> list[str]:
@@ -219,9 +218,9 @@ def render(voice: Voice, text: str, sample_rate: int = 16000) -> np.ndarray:
             out.write_bytes(piper_server.server(voice.name).speak(text, *voice.piper_scales))
             return load_audio(out, sample_rate)
         if voice.engine == "festival":
-            (Path(tmp) / "text.txt").write_text(text)
-            festival_process.festival().speak(voice.name, voice.stretch, Path(tmp) / "text.txt",
-                                              out)
+            text_file = Path(tmp) / "text.txt"
+            text_file.write_text(text)
+            festival_process.festival().speak(voice.name, voice.stretch, text_file, out)
             return load_audio(out, sample_rate)
         argv, stdin = voice.command(text, out)
         if not (shutil.which(argv[0]) or Path(argv[0]).is_file()):
