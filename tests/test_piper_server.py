@@ -1,10 +1,14 @@
 """piper as one server per voice: the bytes of the piper program, one process, errors named."""
 
+import contextlib
 import io
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -73,3 +77,42 @@ def test_without_piper_a_rendering_names_the_install_command(monkeypatch):
     with pytest.raises(RuntimeError, match=r"piper is not installed \(pip install "
                                            r"'piper-tts\[http\]'"):
         render(Voice("piper", "/v/joe.onnx"), "computer")
+
+
+def piper_children(parent: int) -> list[int]:
+    """Process ids of the piper servers whose parent is ``parent`` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            status = (entry / "status").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:  # not a process, or it ended while we looked
+            continue
+        if f"\nPPid:\t{parent}\n" in status and b"piper.http_server" in command:
+            found.append(int(entry.name))
+    return found
+
+
+@needs_piper
+def test_a_terminated_rendering_run_stops_its_piper_servers(tmp_path):
+    """SIGTERM (kill, timeout, a service manager) ends ``kws synth`` as Ctrl-C does: its piper
+    servers stop with it and the queued renderings are dropped. Before, the command died at
+    once and left each server running for good."""
+    run = subprocess.Popen([sys.executable, "-m", "kws", "synth", "smart mirror", "-o",
+                            str(tmp_path / "out"), "--count", "400", "--quiet"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (servers := piper_children(run.pid)):
+        assert run.poll() is None and time.monotonic() < deadline, "no piper server started"
+        time.sleep(0.2)
+    run.send_signal(signal.SIGTERM)
+    try:
+        assert run.wait(30) == 128 + signal.SIGTERM
+        time.sleep(1)
+        assert [pid for pid in servers if Path(f"/proc/{pid}").exists()] == []
+    finally:
+        run.kill()
+        for pid in servers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert not (tmp_path / "out" / "report.json").exists()  # an unfinished run is not reused

@@ -8,6 +8,7 @@ a device with only the base install.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
 from kws.cli.parser import build_parser
@@ -15,8 +16,16 @@ from kws.cli.parser import build_parser
 log = logging.getLogger("kws")
 
 
+def exit_on_sigterm(signum: int, frame) -> None:
+    """SIGTERM (``kill``, ``timeout``, a service manager) ends a command as Ctrl-C does: by
+    an exception, so ``finally`` blocks and ``atexit`` stop the helper programs it started
+    (piper's servers, festival) instead of leaving them running."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, exit_on_sigterm)  # listen and serve set their own
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:

@@ -114,7 +114,8 @@ def render_jobs(jobs: list[tuple[str, str, Voice]], out: Path, rng: np.random.Ge
     made: dict[str, int] = {}
     rejected: dict[str, int] = {}
     lines = []
-    with ThreadPoolExecutor(os.cpu_count() or 1) as workers:
+    workers = ThreadPoolExecutor(os.cpu_count() or 1)
+    try:
         results = workers.map(attempt, jobs)
         for i in progress(range(len(jobs))):
             kind, text, voice = jobs[i]
@@ -137,6 +138,8 @@ def render_jobs(jobs: list[tuple[str, str, Voice]], out: Path, rng: np.random.Ge
             lines.append(json.dumps({"path": f"{kind}/{path.name}",
                                      "label": labels.get(kind, "none"), "speaker": voice.id,
                                      "text": text}))
+    finally:  # on an error or a signal, the queued renderings are dropped, not awaited
+        workers.shutdown(cancel_futures=True)
     out.mkdir(parents=True, exist_ok=True)
     (out / "manifest.jsonl").write_text("\n".join(lines) + "\n")
     return made, rejected
