@@ -2,9 +2,11 @@
 count from the cores or ``KWS_WORKERS``."""
 
 import os
+import signal
 
 import pytest
 
+from kws.cli import exit_cleanly_on_sigterm, exit_on_sigterm
 from kws.train import workers
 
 
@@ -50,3 +52,22 @@ def test_the_count_follows_kws_workers_and_is_one_on_a_gpu(monkeypatch):
         monkeypatch.setenv("KWS_WORKERS", bad)
         with pytest.raises(ValueError, match=rf"KWS_WORKERS='{bad}': expected a whole number"):
             workers.count()
+
+
+def sigterm_action(i: int) -> str:
+    action = signal.getsignal(signal.SIGTERM)
+    return "default" if action is signal.SIG_DFL else repr(action)
+
+
+def test_a_commands_forked_workers_keep_the_default_sigterm():
+    """``kws`` turns SIGTERM into SystemExit so its helper programs stop with it; its forked
+    workers must keep the default (end at once): a Python handler there can miss a SIGTERM
+    that lands just before a blocking wait, and the pool's terminate then waits for ever."""
+    saved = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        exit_cleanly_on_sigterm()
+        assert signal.getsignal(signal.SIGTERM) is exit_on_sigterm
+        assert workers.fork_map(sigterm_action, range(2), 2) == ["default", "default"]
+    finally:
+        signal.signal(signal.SIGTERM, saved)

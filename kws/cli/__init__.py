@@ -8,6 +8,7 @@ a device with only the base install.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 
@@ -23,9 +24,23 @@ def exit_on_sigterm(signum: int, frame) -> None:
     raise SystemExit(128 + signum)
 
 
+def default_sigterm() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def exit_cleanly_on_sigterm() -> None:
+    """Install :func:`exit_on_sigterm` in this process, and the default action (end at once)
+    in the processes it forks: a pool worker that took SIGTERM between its last check for
+    signals and a blocking wait would otherwise wait for ever, and the pool's ``terminate``
+    with it (seen once: ``kws train`` hung after its last ensemble member)."""
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, exit_on_sigterm)
+        os.register_at_fork(after_in_child=default_sigterm)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, exit_on_sigterm)  # listen and serve set their own
+    exit_cleanly_on_sigterm()  # listen and serve set their own
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
