@@ -100,7 +100,7 @@ def test_a_terminated_rendering_run_stops_its_piper_servers(tmp_path):
     once and left each server running for good."""
     run = subprocess.Popen([sys.executable, "-m", "kws", "synth", "smart mirror", "-o",
                             str(tmp_path / "out"), "--count", "400", "--quiet"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while not (servers := piper_children(run.pid)):
         assert run.poll() is None and time.monotonic() < deadline, "no piper server started"

@@ -25,6 +25,7 @@ def exit_on_sigterm(signum: int, frame) -> None:
 
 
 def default_sigterm() -> None:
+    """SIGTERM ends this process at once (its default action)."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
