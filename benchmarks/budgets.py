@@ -21,7 +21,7 @@ import logging
 import numpy as np
 
 from kws.core.config import load_config
-from kws.core.decision import decision_track, events
+from kws.core.decision import budget_resolution, decision_track, events
 from kws.data import corpora
 from kws.runtime import OnnxModel
 from kws.runtime.cascade import Verifier, cascade_track
@@ -59,7 +59,7 @@ def main() -> None:
     refractory = rule.refractory_steps(m.step_s)
     rows = []
     for budget in args.budgets:
-        resolved = budget >= 1 / calibrated
+        resolved = bool(budget >= budget_resolution(calibrated))
         thresholds = table_budget(table, calibrated, m.keywords, budget)
         for name in groups:
             counts = {kw: int(sum(len(events(t[:, k], thresholds[kw], refractory))

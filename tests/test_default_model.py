@@ -38,7 +38,8 @@ def test_info_describes_the_bundled_model():
     text = run("info").stdout  # a readable summary by default
     assert "keywords (default threshold): alexa (" in text and "snowboy (" in text
     assert "decision rule: raw scores; refractory 2 s; re-armed below the threshold" in text
-    assert "calibration: 2.76 h of negative audio (one false alarm = 0.363 FA/h)" in text
+    assert ("calibration: 2.76 h of negative audio (--max-fa-per-hour shown from 0.835 FA/h "
+            "at 90% confidence)") in text
     assert "Picovoice wake-word-benchmark recordings (Apache-2.0)" in text
     assert not text.lstrip().startswith("{")
 

@@ -131,10 +131,13 @@ def test_threshold_for_a_false_alarm_budget():
     assert budget_index([9, 3], 1) is None
     # not monotone: the budget holds from 0.9 up only (0.5 meets it, 0.7 does not)
     assert budget_index([9.0, 0.4, 2.0, 0.4], 0.5) == 3
-    # with the calibration hours: a margin of one false alarm
-    assert thresholds[budget_index(fa, 0.5, hours=10.0)] == 0.9  # 0.4 + 0.1 <= 0.5
-    assert thresholds[budget_index(fa, 0.5, hours=2.0)] == 0.99  # 0.4 + 0.5 > 0.5
-    assert budget_index(fa, 0.4, hours=2.0) is None  # finer than 1 in 2 h: no threshold
+    # with the calibration hours, at 90% confidence: 4 false alarms in 10 h show a rate up to
+    # 0.80 FA/h (chi-square bound), 0 in 10 h up to 0.23, 0 in 2 h up to 1.15
+    assert thresholds[budget_index(fa, 1.0, hours=10.0)] == 0.9
+    assert thresholds[budget_index(fa, 0.79, hours=10.0)] == 0.99
+    assert thresholds[budget_index(fa, 0.5, hours=10.0)] == 0.99
+    assert budget_index(fa, 1.1, hours=2.0) is None  # finer than 2 h can show: no threshold
+    assert thresholds[budget_index(fa, 1.2, hours=2.0)] == 0.99
 
 
 def test_rule_errors_name_the_value():

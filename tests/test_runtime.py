@@ -8,9 +8,11 @@ import textwrap
 import numpy as np
 import pytest
 import soundfile
+from scipy.stats import chi2, poisson
 
 from kws.core.audio import float32_to_int16, load_audio
 from kws.core.contract import INT8_FILE
+from kws.core.decision import allowed_false_alarms, budget_resolution
 from kws.runtime import OnnxModel, Spotter, model_rule
 
 SCORE_TOL = 1e-5
@@ -164,10 +166,12 @@ def test_detect_cli_events_scores_and_bad_files(tiny_export, clip, tmp_path):
     assert proc.returncode == 2 and "manifest missing" in proc.stderr
 
 
-def test_max_fa_per_hour_uses_the_calibration_table_with_a_margin(tiny_export, caplog):
-    """A budget picks the lowest calibrated threshold from which one more false alarm than the
-    calibration audio gave would still be within it; a budget finer than that audio resolves
-    is warned about and gets the lowest threshold with no false alarm at all."""
+def test_max_fa_per_hour_uses_the_calibration_table_at_90_percent_confidence(tiny_export,
+                                                                            caplog):
+    """A budget picks the lowest calibrated threshold from which every higher one gave at most
+    as many false alarms as a rate of the budget would exceed 90% of the time; a budget finer
+    than the audio can show that way is warned about and gets the lowest threshold with no false
+    alarm at all."""
     from kws.runtime.detector import calibration_hours
 
     model = OnnxModel(tiny_export)
@@ -179,15 +183,33 @@ def test_max_fa_per_hour_uses_the_calibration_table_with_a_margin(tiny_export, c
     def lowest(ok):
         return min(t for i, (t, _) in enumerate(rows) if all(ok(fa) for _, fa in rows[i:]))
 
-    rule = model_rule(model.manifest, max_fa_per_hour=1000.0)
-    assert rule.thresholds["up"] == lowest(lambda fa: fa + 1 / hours <= 1000.0)
+    budget = 1000.0
+    allowed = allowed_false_alarms(budget, hours)
+    assert poisson.cdf(allowed, budget * hours) <= 0.1 < poisson.cdf(allowed + 1, budget * hours)
+    assert max(fa for _, fa in rows) * hours > allowed  # the table has thresholds to refuse
+    rule = model_rule(model.manifest, max_fa_per_hour=budget)
+    assert rule.thresholds["up"] == lowest(lambda fa: round(fa * hours) <= allowed)
+    resolution = budget_resolution(hours)
+    assert poisson.cdf(0, resolution * hours) == pytest.approx(0.1)
     with caplog.at_level("WARNING"):
-        rule = model_rule(model.manifest, max_fa_per_hour=1.0)  # 1/h is about 170 FA/h
+        rule = model_rule(model.manifest, max_fa_per_hour=0.99 * resolution)
     assert rule.thresholds["up"] == lowest(lambda fa: fa == 0)
-    assert "--max-fa-per-hour 1 is finer than the calibration audio resolves (its " \
-           f"resolution is {1 / hours:.3g} FA/h (1 false alarm in {hours:.3g} h)" in caplog.text
+    assert f"--max-fa-per-hour {0.99 * resolution:g} is finer than the calibration audio can " \
+           f"show at 90% confidence (its resolution is {resolution:.3g} FA/h ({hours:.3g} h of " \
+           "audio))" in caplog.text
     with pytest.raises(ValueError, match="max_fa_per_hour is -1; allowed: > 0"):
         model_rule(model.manifest, max_fa_per_hour=-1)
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 5, 40])
+def test_allowed_false_alarms_is_the_poisson_upper_confidence_bound(count):
+    """Counts up to ``allowed_false_alarms(B, h)`` are exactly those whose 90% upper confidence
+    bound on the rate (chi-square, Garwood) is within B."""
+    hours = 2.757
+    bound = chi2.ppf(0.9, 2 * count + 2) / 2 / hours
+    assert allowed_false_alarms(bound * 1.001, hours) >= count
+    below = allowed_false_alarms(bound * 0.999, hours)
+    assert below is None if count == 0 else below == count - 1
 
 
 def test_model_file_choice(tiny_export):

@@ -114,6 +114,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from kws.core.contract import load_manifest
+    from kws.core.decision import BUDGET_CONFIDENCE, budget_resolution
     from kws.runtime import default_model_dir
     from kws.runtime.detector import calibration_hours
 
@@ -129,8 +130,10 @@ def cmd_info(args: argparse.Namespace) -> int:
              f"decision rule: {rule.describe()}",
              f"frontend: {manifest.frontend.kind}, one model step every "
              f"{manifest.step_s * 1000:g} ms",
-             "calibration: " + (f"{hours:.3g} h of negative audio (one false alarm = "
-                                f"{1 / hours:.3g} FA/h)" if hours else "none recorded"),
+             "calibration: " + (f"{hours:.3g} h of negative audio (--max-fa-per-hour shown "
+                                f"from {budget_resolution(hours):.3g} FA/h at "
+                                f"{100 * BUDGET_CONFIDENCE:g}% confidence)" if hours
+                                else "none recorded"),
              f"parameters: {raw.get('parameters', '?')}, multiply-accumulates per second of "
              f"audio: {raw.get('macs_per_second', '?')}",
              "verifier: " + (f"{v.folder}/ (first stage fires at " + ", ".join(

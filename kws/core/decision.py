@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from math import lgamma
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -189,20 +190,51 @@ def events(track: np.ndarray, threshold: float, refractory: int) -> np.ndarray:
     return np.asarray(find_events(track, level(threshold), refractory)[0], dtype=np.int64)
 
 
+BUDGET_CONFIDENCE = 0.9  # a budget is claimed where the calibration audio shows it at this level
+
+
+def allowed_false_alarms(budget: float, hours: float,
+                         confidence: float = BUDGET_CONFIDENCE) -> int | None:
+    """The most false alarms ``hours`` of calibration audio may give at a threshold for the
+    threshold to meet ``budget`` (false alarms per hour) at ``confidence``: the largest count
+    ``c`` with ``P(N <= c) <= 1 - confidence`` for ``N ~ Poisson(budget * hours)``, so that a
+    rate as high as the budget would give that few at most 10% of the time (at 0.9), i.e. the
+    budget is at least the one-sided upper confidence bound of the rate. None when even no
+    false alarm is that unlikely: the audio cannot show the budget
+    (``budget < budget_resolution(hours)``)."""
+    mean = budget * hours
+    counts = np.arange(int(mean + 10 * np.sqrt(mean) + 10))
+    log_p = counts * np.log(max(mean, 1e-300)) - mean - np.array([lgamma(c + 1) for c in counts])
+    below = np.flatnonzero(np.cumsum(np.exp(log_p)) <= 1 - confidence)
+    return int(below[-1]) if len(below) else None
+
+
+def budget_resolution(hours: float, confidence: float = BUDGET_CONFIDENCE) -> float:
+    """The smallest budget (false alarms per hour) ``hours`` of calibration audio can show at
+    ``confidence``: the upper confidence bound of the rate when it gave no false alarm,
+    ``-ln(1 - confidence) / hours`` (2.3 false alarms in ``hours`` at 0.9)."""
+    return -np.log(1 - confidence) / hours
+
+
 def budget_index(fa_per_hour: Sequence[float], budget: float,
                  hours: float | None = None) -> int | None:
     """In a calibration table sorted by increasing threshold: the index of the lowest threshold
     from which every higher threshold, too, gives at most ``budget`` false alarms per hour
     (None when even the highest does not).
 
-    With ``hours`` (the calibration audio's length) the budget keeps a margin of one false
-    alarm: a threshold qualifies when one more false alarm than it gave would still be within
-    the budget, so that the budget holds on audio it was not calibrated on. A budget below one
-    false alarm in ``hours`` then has no qualifying threshold (None)."""
+    With ``hours`` (the calibration audio's length) the budget must hold at
+    ``BUDGET_CONFIDENCE``: a threshold qualifies when its count of false alarms on the
+    calibration audio is at most :func:`allowed_false_alarms`, so that the budget holds on audio
+    it was not calibrated on. A budget finer than :func:`budget_resolution` then has no
+    qualifying threshold (None)."""
     rates = np.asarray(fa_per_hour, dtype=np.float64)
-    if hours is not None:
-        rates = rates + 1.0 / hours
-    over = np.flatnonzero(rates > budget * (1 + 1e-9))
+    if hours is None:
+        over = np.flatnonzero(rates > budget * (1 + 1e-9))
+    else:
+        allowed = allowed_false_alarms(budget, hours)
+        if allowed is None:
+            return None
+        over = np.flatnonzero(np.round(rates * hours) > allowed)
     first = int(over[-1]) + 1 if len(over) else 0
     return first if first < len(fa_per_hour) else None
 

@@ -17,7 +17,13 @@ from typing import Mapping
 import numpy as np
 
 from kws.core.contract import Manifest
-from kws.core.decision import DecisionRule, RuleState, budget_index
+from kws.core.decision import (
+    BUDGET_CONFIDENCE,
+    DecisionRule,
+    RuleState,
+    budget_index,
+    budget_resolution,
+)
 from kws.core.timing import Timing
 
 log = logging.getLogger(__name__)
@@ -63,12 +69,12 @@ def budget_thresholds(manifest: Manifest, max_fa_per_hour: float) -> dict[str, f
 def table_budget(table: Mapping[str, dict], hours: float | None, keywords: tuple[str, ...],
                  max_fa_per_hour: float) -> dict[str, float]:
     """Each keyword's threshold for a false-alarm budget, from a calibration table over
-    ``hours`` of negative audio: the lowest threshold from which every higher one stays within
-    the budget with a margin of one false alarm on the calibration audio
-    (:func:`kws.core.decision.budget_index`), so that it holds on other audio. A budget the
-    calibration audio is too short to resolve (below one false alarm in its hours) is warned
-    about and gets the lowest threshold with no false alarm on it; one no threshold meets gets
-    the highest, with a warning too.
+    ``hours`` of negative audio: the lowest threshold from which every higher one meets the
+    budget at 90% confidence on the calibration audio (:func:`kws.core.decision.budget_index`),
+    so that it holds on other audio. A budget the calibration audio is too short to show
+    (below :func:`kws.core.decision.budget_resolution`) is warned about and gets the lowest
+    threshold with no false alarm on it; one no threshold meets gets the highest, with a
+    warning too.
 
     Raises:
         ValueError: the budget is not > 0, or the table lacks a keyword.
@@ -79,12 +85,13 @@ def table_budget(table: Mapping[str, dict], hours: float | None, keywords: tuple
     if missing:
         raise ValueError(f"max_fa_per_hour needs a calibration table; the model has none for "
                          f"{missing}")
-    if hours is None or max_fa_per_hour < 1 / hours:
-        resolution = "unknown" if hours is None else f"{1 / hours:.3g} FA/h (1 false alarm in " \
-                                                      f"{hours:.3g} h)"
-        log.warning("--max-fa-per-hour %g is finer than the calibration audio resolves (its "
-                    "resolution is %s): the thresholds gave no false alarm on it, which does "
-                    "not show a rate as low as %g", max_fa_per_hour, resolution, max_fa_per_hour)
+    if hours is None or max_fa_per_hour < budget_resolution(hours):
+        resolution = "unknown" if hours is None else \
+            f"{budget_resolution(hours):.3g} FA/h ({hours:.3g} h of audio)"
+        log.warning("--max-fa-per-hour %g is finer than the calibration audio can show at %g%% "
+                    "confidence (its resolution is %s): the thresholds gave no false alarm on "
+                    "it, which does not show a rate as low as %g", max_fa_per_hour,
+                    100 * BUDGET_CONFIDENCE, resolution, max_fa_per_hour)
     out = {}
     for kw in keywords:
         column = table[kw]
