@@ -5,7 +5,7 @@ OUT is FIRST's files and manifest with VERIFIER's exported folder inside (``OUT/
 :mod:`kws.runtime.cascade`). The first stage's gate thresholds are those its own calibration
 table gives for ``gate_fa_per_hour``; the cascade is then run over the validation split of CFG
 (the first stage's training config: the audio its calibration came from) and its DET curve gives
-the cascade's calibration table and default thresholds (at 0.5 false alarms per hour), as
+the cascade's calibration table and default thresholds (``--max-fa-per-hour 0.5``), as
 ``kws export`` calibrates a model. FIRST keeps its own thresholds and calibration: without the
 verifier (``--no-verifier``, the microcontroller) it runs as before.
 
@@ -19,7 +19,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from kws.export.manifest import calibration_table
+from kws.export.manifest import DEFAULT_FA_PER_HOUR, calibration_table, default_thresholds
 
 from kws.core.config import Config
 from kws.core.contract import (
@@ -74,13 +74,14 @@ def build_cascade(first: Path, verifier: Path, cfg: Config, out: Path,
         raw = {**first_m.raw, "verifier": spec}
         report, det = validate(parse(work, raw), cfg)
         hours = report["negative_hours"]
+        table = calibration_table(det, first_m.keywords)
         spec.update(
-            thresholds={kw: v["operating_threshold"] for kw, v in report["keywords"].items()},
-            calibration=calibration_table(det, first_m.keywords), calibration_hours=hours,
+            thresholds=default_thresholds(table, hours, first_m.keywords),
+            calibration=table, calibration_hours=hours,
             gate_fa_per_hour=gate_fa_per_hour,
             note=(f"validation split of the first stage's config: {hours:.3f} h of negative "
-                  f"audio, positives mixed with noise at {VAL_SNR_DB:g} dB; thresholds at <= "
-                  "0.5 false alarms/hour of the cascade"),
+                  f"audio, positives mixed with noise at {VAL_SNR_DB:g} dB; thresholds: those "
+                  f"of --max-fa-per-hour {DEFAULT_FA_PER_HOUR:g} for the cascade"),
             validation={kw: {t: p["miss_rate"] for t, p in v["at_fa_per_hour"].items()}
                         for kw, v in report["keywords"].items()})
         check_model_files(parse(work, raw))

@@ -2,8 +2,9 @@
 
 Steps: load the checkpoint -> build the float graph -> quantize -> measure both on the run's
 validation split, read with the config's ``[decision]`` rule (the DET curve gives the calibration
-table and default thresholds; the int8 miss-rate change is recorded, at 0.5 false alarms per hour
-or at one false alarm on the validation audio where that is more) -> write ``model.json`` (with
+table, and the table the default thresholds: those of ``--max-fa-per-hour 0.5``; the int8
+miss-rate change is recorded, at 0.5 false alarms per hour or at one false alarm on the
+validation audio where that is more) -> write ``model.json`` (with
 that rule) -> verify.
 
 The export is atomic: everything is written to a temporary folder beside ``OUTDIR``, where
@@ -25,7 +26,12 @@ import numpy as np
 import onnx
 import torch
 from kws.export.graph import build_graph, weights_from_model
-from kws.export.manifest import build_manifest, calibration_table
+from kws.export.manifest import (
+    DEFAULT_FA_PER_HOUR,
+    build_manifest,
+    calibration_table,
+    default_thresholds,
+)
 from kws.export.quantize import quantize_weights
 from kws.export.verify import REFERENCE, Report, verify_folder
 
@@ -43,7 +49,6 @@ from kws.train.model import count_parameters, macs_per_second
 log = logging.getLogger(__name__)
 
 REFERENCE_S = 6.0  # seconds of features compared between torch and ONNX
-DEFAULT_TARGET = 0.5
 UNVERIFIED = "model.unverified.json"  # the manifest of a folder whose verification failed
 
 
@@ -130,20 +135,22 @@ def write_files(model, cfg: Config, out: Path) -> Report:
     hours = int8_report["negative_hours"]
     # compared where the validation audio allows one false alarm: below that rate the threshold
     # is set by its single highest-scoring negative, and a shift of that one score decides
-    compared_at = max(DEFAULT_TARGET, 1 / hours)
+    compared_at = max(DEFAULT_FA_PER_HOUR, 1 / hours)
     delta = float(np.mean([det.operating_point(k, compared_at)[1]
                            - float_det.operating_point(k, compared_at)[1]
                            for k in range(len(cfg.model.keywords))]))
+    table = calibration_table(det, cfg.model.keywords)
     extra = {
         "parameters": count_parameters(model),
         "macs_per_second": macs_per_second(cfg.model, cfg.frontend),
-        "thresholds": {kw: v["operating_threshold"] for kw, v in int8_report["keywords"].items()},
-        "calibration": calibration_table(det, cfg.model.keywords),
+        "thresholds": default_thresholds(table, hours, cfg.model.keywords),
+        "calibration": table,
         "calibration_hours": hours,
         "calibration_note": (f"validation split: {hours:.3f} h of negative audio (one false "
                              f"alarm = {1 / hours:.3g} FA/h), positives mixed with noise at "
-                             f"{VAL_SNR_DB:g} dB; thresholds in 'thresholds' are at <= 0.5 false "
-                             "alarms/hour, on scores read with the rule in 'decision'"),
+                             f"{VAL_SNR_DB:g} dB; thresholds in 'thresholds' are those of "
+                             f"--max-fa-per-hour {DEFAULT_FA_PER_HOUR:g}, on scores read with the "
+                             "rule in 'decision'"),
         "validation": {"float32": summarize(float_report), "int8": summarize(int8_report)},
         "quantization": {"method": "weights (int8 per-column symmetric, float activations)",
                          "miss_rate_change": delta, "at_fa_per_hour": compared_at},

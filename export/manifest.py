@@ -17,6 +17,9 @@ from kws.core.contract import (
     sha256_of,
 )
 from kws.metrics.det import Det
+from kws.runtime.detector import table_budget
+
+DEFAULT_FA_PER_HOUR = 0.5  # the budget of a model's default thresholds
 
 # Licences of the corpora this project knows, by a folder name in the source path.
 KNOWN_LICENSES = {
@@ -60,6 +63,15 @@ def calibration_table(det: Det, keywords: tuple[str, ...]) -> dict[str, dict[str
                      "fa_per_hour": [round(float(f), 4) for f in det.fa_per_hour[:, j]],
                      "miss_rate": [None if np.isnan(m) else round(float(m), 4) for m in miss]}
     return table
+
+
+def default_thresholds(table: dict[str, dict[str, list]], hours: float,
+                       keywords: tuple[str, ...]) -> dict[str, float]:
+    """A model's default thresholds: those ``--max-fa-per-hour 0.5`` picks from its calibration
+    ``table`` over ``hours`` (:func:`kws.runtime.detector.table_budget`, 90% confidence; where
+    the audio cannot show 0.5, the lowest thresholds with no false alarm on it), so that giving
+    no budget and giving the default one run the same."""
+    return table_budget(table, hours, keywords, DEFAULT_FA_PER_HOUR)
 
 
 def build_manifest(folder: Path, cfg: Config, files: list[str], extra: dict) -> dict:

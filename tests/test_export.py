@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from kws.core.contract import FLOAT_FILE, INT8_FILE, MANIFEST, ManifestError, load_manifest
+from kws.runtime import model_rule
 
 pytest.importorskip("onnx", reason="export needs onnx (train/dev extra)")
 
@@ -24,7 +25,12 @@ def test_export_writes_all_files_and_a_complete_manifest(tiny_export):
     for kw in ("up", "down"):
         cal = m["calibration"][kw]
         assert len(cal["threshold"]) == len(cal["fa_per_hour"]) == len(cal["miss_rate"]) > 100
-        assert 0 < m["thresholds"][kw] <= 1
+        # the default is --max-fa-per-hour 0.5's threshold; seconds of audio cannot show 0.5
+        # FA/h, so it is the lowest with no false alarm on the calibration audio (nor above)
+        i = cal["threshold"].index(m["thresholds"][kw])
+        assert not any(cal["fa_per_hour"][i:]) and (i == 0 or cal["fa_per_hour"][i - 1] > 0)
+    assert model_rule(load_manifest(tiny_export), max_fa_per_hour=0.5).thresholds == \
+        m["thresholds"]
     assert {s["license"] for s in m["data_sources"]} == {"unknown: check the source"}
     # the int8 change is compared at 0.5 FA/h, or where one false alarm on the validation audio
     # is allowed when that is more (here: seconds of audio)
@@ -32,6 +38,22 @@ def test_export_writes_all_files_and_a_complete_manifest(tiny_export):
     assert q["at_fa_per_hour"] > 0.5
     assert q["at_fa_per_hour"] == pytest.approx(1 / m["calibration_hours"])
     assert isinstance(q["miss_rate_change"], float)
+
+
+def test_default_thresholds_are_those_of_the_default_budget(tiny_run, tmp_path, monkeypatch):
+    """With a default budget the seconds of validation audio can show (1000 FA/h), the exported
+    thresholds are those ``--max-fa-per-hour`` picks at 90% confidence, not the DET curve's
+    plain operating point (which only asks the calibration rate to be within the budget)."""
+    from kws.core.decision import budget_index
+    from kws.export.exporter import export_model
+
+    monkeypatch.setattr("kws.export.manifest.DEFAULT_FA_PER_HOUR", 1000.0)
+    export_model(tiny_run[1], tmp_path / "m")
+    m = load_manifest(tmp_path / "m")
+    assert model_rule(m, max_fa_per_hour=1000.0).thresholds == m.thresholds
+    plain = {kw: cal["threshold"][budget_index(cal["fa_per_hour"], 1000.0)]
+             for kw, cal in m.calibration.items()}
+    assert all(m.thresholds[kw] >= plain[kw] for kw in plain) and m.thresholds != plain
 
 
 @pytest.mark.parametrize("path, licence", [

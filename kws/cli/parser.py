@@ -73,7 +73,7 @@ def add_rule_options(p: argparse.ArgumentParser, models: bool = False) -> None:
     p.add_argument("--threshold", action="append", type=parse_threshold, default=[],
                    metavar="KEYWORD=VALUE",
                    help="score threshold for one keyword, 0 < VALUE <= 1 (repeatable; default: "
-                        "the model's, calibrated at 0.5 false alarms per hour)")
+                        "the model's: those of --max-fa-per-hour 0.5)")
     p.add_argument("--max-fa-per-hour", type=float, metavar="RATE",
                    help="false-alarm budget per hour per keyword: thresholds from the model's "
                         "calibration table instead of its defaults (--threshold still wins)")
