@@ -78,6 +78,7 @@ def test_finetune_lowers_the_false_alarms_and_keeps_the_held_out_miss_rate(train
     report = json.loads((out / "finetune.json").read_text())
     before, after = report["before"], report["after"]
     assert report["activations"] == {"false_alarm": 6, "keyword": 0}
+    assert report["split"] == "val" and "Held out (val split)" in proc.stdout  # not test
     assert after["false_alarm_peaks"]["mean"] < before["false_alarm_peaks"]["mean"] - 0.02
     for kw in ("up", "down"):  # 10 held-out clips each, all found before: all found after
         assert before["at_own_thresholds"][kw]["miss_rate"] == 0.0

@@ -131,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=3, help="epochs of fine-tuning (default 3)")
     p.add_argument("--lr", type=float,
                    help="learning rate (default: a tenth of the config's)")
+    p.add_argument("--split", choices=("val", "test"), default="val",
+                   help="held-out split of the config to compare before and after on (default "
+                        "val: decide there; test only for a last look once decided)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_finetune)
 

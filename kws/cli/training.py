@@ -97,10 +97,10 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     result = finetune(own, init, args.negatives, out / "run", args.epochs, args.lr,
                       progress=not args.quiet)
     export_model(out / "run", out / "model")
-    report = compare(before, out / "model", own, args.negatives)
+    report = compare(before, out / "model", own, args.negatives, args.split)
     report["activations"] = result["activations"]
     (out / "finetune.json").write_text(json.dumps(report, indent=2))
-    print(markdown({k: v for k, v in report.items() if k in ("before", "after")}))
+    print(markdown({k: v for k, v in report.items() if k in ("before", "after")}, args.split))
     print(f"fine-tuned model: {out / 'model'}")
     return 0
 

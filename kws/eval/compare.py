@@ -1,8 +1,10 @@
 """Two exported models side by side on held-out audio and on labelled false alarms: what
 ``kws finetune`` reports (before and after).
 
-Held-out figures come from the config's test split (positives mixed with its noise at
-``VAL_SNR_DB``, its held-out negatives), each model read with its own decision rule: the miss
+Held-out figures come from one of the config's held-out splits: validation by default, where a
+choice between the two models may be made, or test for a last look once it is made (positives
+mixed with its noise at ``VAL_SNR_DB``, its negatives), each model read with its own decision
+rule: the miss
 rate at 0.5 and 1 false alarms per hour, and the miss rate and false alarms per hour at the
 model's own default thresholds. The false alarms are scored as they were heard: the peak of each
 clip's decision track per keyword.
@@ -49,21 +51,31 @@ def figures(folder: Path, positives, negatives, clips: list[np.ndarray]) -> dict
                                   "max": max(peaks, default=None), "count": len(peaks)}}
 
 
-def compare(before: Path, after: Path, cfg: Config, activations: Path) -> dict:
-    """``{"before": figures, "after": figures}`` on the same held-out audio."""
+def compare(before: Path, after: Path, cfg: Config, activations: Path,
+            split_name: str = "val") -> dict:
+    """``{"before": figures, "after": figures, "split": split_name}`` on the same held-out
+    audio: the config's ``split_name`` split ("val" or "test").
+
+    Raises:
+        ValueError: another split name, or a split with no negative audio.
+    """
+    if split_name not in ("val", "test"):
+        raise ValueError(f"split is {split_name!r}; allowed: 'val', 'test'")
     keywords, rate = cfg.model.keywords, cfg.frontend.sample_rate
-    split = corpora.load_split(corpora.collect(cfg), "test", keywords, rate)
+    split = corpora.load_split(corpora.collect(cfg), split_name, keywords, rate)
     if not split.negatives:
-        raise ValueError("the config's test split has no negative audio to count false alarms on")
+        raise ValueError(f"the config's {split_name} split has no negative audio to count false "
+                         "alarms on")
     positives = prepare_positives(split.positives, keywords, corpora.load_noise(cfg),
                                   VAL_SNR_DB, cfg.train.seed)
     clips = false_alarm_clips(activations, rate)
-    return {name: figures(folder, positives, split.negatives, clips)
-            for name, folder in (("before", before), ("after", after))}
+    result = {name: figures(folder, positives, split.negatives, clips)
+              for name, folder in (("before", before), ("after", after))}
+    return {**result, "split": split_name}
 
 
-def markdown(result: dict) -> str:
-    """The comparison as a table."""
+def markdown(result: dict, split_name: str) -> str:
+    """The comparison (``before`` and ``after`` figures) as a table, on ``split_name``."""
     lines = ["| model | keyword | miss @0.5 FA/h | miss @1 FA/h | threshold | miss / FA/h at it |",
              "|---|---|---|---|---|---|"]
     for name, fig in result.items():
@@ -76,5 +88,5 @@ def markdown(result: dict) -> str:
                       f"{fig['false_alarm_peaks']['max']:.3f}" for name, fig in result.items()
                       if fig["false_alarm_peaks"]["count"])
     hours = next(iter(result.values()))["negative_hours"]
-    return "\n".join(lines) + (f"\n\nHeld out: {hours:.2f} h of negatives. Scores on the "
-                               f"labelled false alarms: {peaks}.\n")
+    return "\n".join(lines) + (f"\n\nHeld out ({split_name} split): {hours:.2f} h of negatives. "
+                               f"Scores on the labelled false alarms: {peaks}.\n")
