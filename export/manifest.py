@@ -44,13 +44,27 @@ def license_of(path: str) -> dict[str, str]:
     return {"path": path, "dataset": "unknown", "license": "unknown: check the source"}
 
 
+def shareable(path: str) -> str:
+    """``path`` as a shipped manifest may show it: relative to the current folder when inside
+    it, ``~/...`` when inside the home folder, else as given (relative config paths stay)."""
+    p = Path(path)
+    if not p.is_absolute():
+        return path
+    for base, prefix in ((Path.cwd(), ""), (Path.home(), "~/")):
+        if p.is_relative_to(base) and p != base:
+            return prefix + str(p.relative_to(base))
+    return path
+
+
 def data_sources(cfg: Config) -> list[dict[str, str]]:
+    """Each corpus of ``cfg``'s ``[data]`` with its licence (:func:`license_of`), by the path
+    the config gives (:func:`shareable`)."""
     d = cfg.data
     paths = [p for folders in d.keyword_dirs.values() for p in folders]
     paths += list(d.negative_dirs) + list(d.confusable_dirs) + list(d.eval_negative_dirs)
     paths += list(d.noise_dirs)
     paths += list(d.manifests)
-    return [license_of(p) for p in dict.fromkeys(paths)]
+    return [license_of(shareable(p)) for p in dict.fromkeys(paths)]
 
 
 def calibration_table(det: Det, keywords: tuple[str, ...]) -> dict[str, dict[str, list]]:

@@ -1,5 +1,6 @@
 """Export: graph vs torch, int8, manifest contents, verification bounds, bad manifests."""
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -70,6 +71,29 @@ def test_every_corpus_of_the_default_config_has_its_licence(path, licence):
     from kws.export.manifest import license_of
 
     assert license_of(path)["license"] == licence
+
+
+def test_data_sources_show_no_absolute_path_of_this_machine(tmp_path, monkeypatch):
+    """Manifests of generated data (kws synth, kws mine) are absolute; a shipped model.json
+    names them relative to the working folder or the home folder."""
+    from kws.core.config import load_config
+    from kws.export.manifest import data_sources
+    from tests.synthetic import make_corpus, write_config
+
+    root = make_corpus(tmp_path / "corpus")
+    config = write_config(root)
+    cfg = load_config(config)
+    run = tmp_path / "work" / "runs" / "ft"
+    run.mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "work")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    inside_home = tmp_path / "home" / "runs" / "synth" / "train.jsonl"
+    elsewhere = "/srv/data/mined/activations.jsonl"
+    data = dataclasses.replace(cfg.data, manifests=(str(run / "activations.jsonl"),
+                                                    str(inside_home), elsewhere))
+    paths = [s["path"] for s in data_sources(dataclasses.replace(cfg, data=data))]
+    assert paths[-3:] == ["runs/ft/activations.jsonl", "~/runs/synth/train.jsonl", elsewhere]
+    assert all(not p.startswith(str(tmp_path)) for p in paths)
 
 
 def test_int8_file_stores_every_weight_matrix_as_int8(tiny_export):
