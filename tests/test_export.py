@@ -206,6 +206,9 @@ def test_manifests_of_older_exports_keep_their_stored_change(tiny_export, tmp_pa
     (lambda d: edit(d, lambda m: m.update(decision={"refractory_s": float("inf")})),
      r"decision\.refractory_s = inf"),
     (lambda d: (d / MANIFEST).write_text("[" * 100000 + "]" * 100000), "malformed JSON"),
+    (lambda d: edit(d, lambda m: m.update(calibration_hours=float("inf"))),
+     r"calibration_hours = inf is not allowed; expected a finite number > 0"),
+    (lambda d: edit(d, lambda m: m.update(calibration_hours=-1)), r"calibration_hours = -1"),
 ])
 def test_bad_manifests_are_named(tiny_export, tmp_path, breakage, message):
     broken = tmp_path / "m"
@@ -213,6 +216,20 @@ def test_bad_manifests_are_named(tiny_export, tmp_path, breakage, message):
     breakage(broken)
     with pytest.raises(ManifestError, match=message):
         load_manifest(broken)
+
+
+def test_a_budget_on_a_huge_calibration_claim_costs_no_memory(tiny_export, tmp_path):
+    """A manifest claiming 10^300 hours of calibration audio: --max-fa-per-hour still answers
+    at once (the count allowed is then taken from the normal approximation)."""
+    from kws.runtime import model_rule
+
+    huge = tmp_path / "m"
+    shutil.copytree(tiny_export, huge)
+    edit(huge, lambda m: m.update(calibration_hours=1e300))
+    m = load_manifest(huge)
+    rule = model_rule(m, max_fa_per_hour=1.0)  # every nonzero count is far above what is allowed
+    assert all(not any(cal["fa_per_hour"][cal["threshold"].index(rule.thresholds[kw]):])
+               for kw, cal in m.calibration.items())
 
 
 def edit(folder, change):

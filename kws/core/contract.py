@@ -177,6 +177,9 @@ def parse(folder: Path, raw: dict[str, Any]) -> Manifest:
     _need(isinstance(calibration, dict), "calibration", calibration, "an object")
     for kw, table in calibration.items():
         check_calibration(kw, table)
+    hours = raw.get("calibration_hours")
+    _need(hours is None or (is_number(hours) and hours > 0), "calibration_hours", hours,
+          "a finite number > 0")
     verifier = parse_verifier(raw["verifier"], keywords) if raw.get("verifier") else None
     return Manifest(folder, tuple(keywords), frontend, step_frames, float(step_s), tuple(shape),
                     dict(files), raw, rule, verifier)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from math import lgamma
+from statistics import NormalDist
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -191,6 +192,7 @@ def events(track: np.ndarray, threshold: float, refractory: int) -> np.ndarray:
 
 
 BUDGET_CONFIDENCE = 0.9  # a budget is claimed where the calibration audio shows it at this level
+NORMAL_ABOVE = 1e4  # expected false alarms above which the Poisson count is taken as normal
 
 
 def allowed_false_alarms(budget: float, hours: float,
@@ -203,6 +205,9 @@ def allowed_false_alarms(budget: float, hours: float,
     false alarm is that unlikely: the audio cannot show the budget
     (``budget < budget_resolution(hours)``)."""
     mean = budget * hours
+    if mean > NORMAL_ABOVE:  # the normal approximation, so a huge mean costs no memory
+        z = NormalDist().inv_cdf(1 - confidence)
+        return int(np.floor(mean + z * np.sqrt(mean) - 0.5))
     counts = np.arange(int(mean + 10 * np.sqrt(mean) + 10))
     log_p = counts * np.log(max(mean, 1e-300)) - mean - np.array([lgamma(c + 1) for c in counts])
     below = np.flatnonzero(np.cumsum(np.exp(log_p)) <= 1 - confidence)

@@ -16,6 +16,7 @@ from typing import Mapping
 
 import numpy as np
 
+from kws.core.checks import is_number
 from kws.core.contract import Manifest
 from kws.core.decision import (
     BUDGET_CONFIDENCE,
@@ -52,7 +53,7 @@ def calibration_hours(manifest: Manifest) -> float | None:
     hours = manifest.raw.get("calibration_hours")
     if hours is None:  # models exported before the field: the validation report's figure
         hours = manifest.raw.get("validation", {}).get("int8", {}).get("negative_hours")
-    return float(hours) if isinstance(hours, (int, float)) and hours > 0 else None
+    return float(hours) if is_number(hours) and hours > 0 else None
 
 
 def budget_thresholds(manifest: Manifest, max_fa_per_hour: float) -> dict[str, float]:
