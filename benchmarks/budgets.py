@@ -4,7 +4,7 @@
         [--budgets 0.1 0.5 1 2] [--group speechocean762] [--no-verifier] [-o budgets.json]
 
 For each budget B, takes the thresholds ``--max-fa-per-hour B`` would pick (from the model's
-calibration table, with its margin and its warning when the calibration audio cannot resolve B)
+calibration table, at 90% confidence, with its warning when the calibration audio cannot show B)
 and counts the events the model's decision rule gives on the config's held-out test negatives,
 which the calibration never saw. Prints a table per group of negatives: files whose path contains
 a ``--group`` name (by default the children and accented speakers of speechocean762) and all
