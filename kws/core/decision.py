@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from math import lgamma
 from statistics import NormalDist
 from typing import Mapping, Sequence
 
@@ -209,7 +208,8 @@ def allowed_false_alarms(budget: float, hours: float,
         z = NormalDist().inv_cdf(1 - confidence)
         return int(np.floor(mean + z * np.sqrt(mean) - 0.5))
     counts = np.arange(int(mean + 10 * np.sqrt(mean) + 10))
-    log_p = counts * np.log(max(mean, 1e-300)) - mean - np.array([lgamma(c + 1) for c in counts])
+    log_factorial = np.concatenate([[0.0], np.cumsum(np.log(counts[1:]))])
+    log_p = counts * np.log(max(mean, 1e-300)) - mean - log_factorial
     below = np.flatnonzero(np.cumsum(np.exp(log_p)) <= 1 - confidence)
     return int(below[-1]) if len(below) else None
 
