@@ -177,9 +177,7 @@ def parse(folder: Path, raw: dict[str, Any]) -> Manifest:
     _need(isinstance(calibration, dict), "calibration", calibration, "an object")
     for kw, table in calibration.items():
         check_calibration(kw, table)
-    hours = raw.get("calibration_hours")
-    _need(hours is None or (is_number(hours) and hours > 0), "calibration_hours", hours,
-          "a finite number > 0")
+    calibration_hours(raw, "calibration_hours")
     verifier = parse_verifier(raw["verifier"], keywords) if raw.get("verifier") else None
     return Manifest(folder, tuple(keywords), frontend, step_frames, float(step_s), tuple(shape),
                     dict(files), raw, rule, verifier)
@@ -233,11 +231,9 @@ def parse_verifier(raw: Any, keywords: list[str]) -> VerifierSpec:
           "verifier.calibration", "...", f"an object of keyword -> table for {keywords}")
     for kw, table in calibration.items():
         check_calibration(kw, table)
-    hours = raw.get("calibration_hours")
-    _need(hours is None or (is_number(hours) and hours > 0), "verifier.calibration_hours",
-          hours, "hours > 0")
     return VerifierSpec(folder, tables["gate"], tables["thresholds"], spans["window_s"],
-                        spans["delay_s"], calibration, None if hours is None else float(hours))
+                        spans["delay_s"], calibration,
+                        calibration_hours(raw, "verifier.calibration_hours"))
 
 
 def is_model_file_name(name: Any) -> bool:
@@ -245,6 +241,14 @@ def is_model_file_name(name: Any) -> bool:
     return (isinstance(name, str) and 0 < len(name) <= 255 and name.isprintable()
             and "\\" not in name and len(PurePosixPath(name).parts) == 1
             and name not in (".", "..") and not name.startswith("/"))
+
+
+def calibration_hours(section: dict[str, Any], field: str) -> float | None:
+    """A section's ``calibration_hours`` (None when absent); ValueError naming ``field``
+    unless it is a finite number > 0."""
+    hours = section.get("calibration_hours")
+    _need(hours is None or (is_number(hours) and hours > 0), field, hours, "a finite number > 0")
+    return None if hours is None else float(hours)
 
 
 def check_calibration(keyword: str, table: Any) -> None:
