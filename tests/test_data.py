@@ -51,6 +51,20 @@ def test_holdout_speaker_stays_out_of_train(tmp_path):
     assert all(split[str(i)] != "test" for i in range(30))
 
 
+def test_a_keyword_folder_below_a_negative_folder_gives_no_negatives(tmp_path):
+    """Negatives named by a parent folder ("keywords/", as Speech Commands' root holds "yes")
+    leave out the files of every keyword folder below it; the rest are negatives."""
+    root = make_corpus(tmp_path, clips=40)
+    cfg = config_from_dict({"model": {"keywords": ["up"]},
+                            "data": {"keyword_dirs": {"up": ["keywords/up"]},
+                                     "negative_dirs": ["keywords", "negatives"]}}, root=root)
+    labels = {}
+    for u in collect(cfg):
+        labels.setdefault(u.path.parent.name, set()).add(u.label)
+    assert labels == {"up": {"up"}, "down": {"none"}, "negatives": {"none"}}
+    assert sum(u.label == "none" for u in collect(cfg)) == 40 + 30
+
+
 def test_manifest_reader_and_errors(tmp_path):
     good = tmp_path / "m.jsonl"
     good.write_text(json.dumps({"path": "a.wav", "label": "up", "speaker": "s1", "split": "val"})

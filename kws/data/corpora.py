@@ -158,9 +158,13 @@ def collect(cfg: Config) -> list[Utterance]:
         # a keyword with holdout ranges is tested on exactly those files
         test_fraction = 0.0 if d.holdout.get(kw) else d.test_fraction
         keyword_utts += assign_splits(utts, d.val_fraction, test_fraction, d.seed)
+    # a keyword's recordings are never its negatives, even in a folder below a negative one
+    # (Speech Commands' "yes" as an auxiliary keyword, its parent folder as negatives)
+    keyword_folders = [cfg.resolve(f) for folders in d.keyword_dirs.values() for f in folders]
     negative_utts: list[Utterance] = []
     for folder in d.negative_dirs + d.confusable_dirs:
-        negative_utts += read_negative_folder(cfg.resolve(folder))
+        negative_utts += [u for u in read_negative_folder(cfg.resolve(folder))
+                          if not inside(u.path, keyword_folders)]
     for folder in d.eval_negative_dirs:
         negative_utts += read_negative_folder(cfg.resolve(folder), split="test")
     manifest_utts = [u for m in d.manifests for u in read_manifest(cfg.resolve(m))]
