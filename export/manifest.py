@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,8 @@ from kws.core.contract import (
 )
 from kws.metrics.det import Det
 from kws.runtime.detector import table_budget
+
+log = logging.getLogger(__name__)
 
 DEFAULT_FA_PER_HOUR = 0.5  # the budget of a model's default thresholds
 
@@ -85,6 +88,8 @@ def default_thresholds(table: dict[str, dict[str, list]], hours: float,
     ``table`` over ``hours`` (:func:`kws.runtime.detector.table_budget`, 90% confidence; where
     the audio cannot show 0.5, the lowest thresholds with no false alarm on it), so that giving
     no budget and giving the default one run the same."""
+    log.info("default thresholds: a budget of %g false alarms per hour, as --max-fa-per-hour "
+             "%g picks them", DEFAULT_FA_PER_HOUR, DEFAULT_FA_PER_HOUR)
     return table_budget(table, hours, keywords, DEFAULT_FA_PER_HOUR)
 
 

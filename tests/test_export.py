@@ -41,15 +41,19 @@ def test_export_writes_all_files_and_a_complete_manifest(tiny_export):
     assert isinstance(q["miss_rate_change"], float)
 
 
-def test_default_thresholds_are_those_of_the_default_budget(tiny_run, tmp_path, monkeypatch):
+def test_default_thresholds_are_those_of_the_default_budget(tiny_run, tmp_path, monkeypatch,
+                                                           caplog):
     """With a default budget the seconds of validation audio can show (1000 FA/h), the exported
     thresholds are those ``--max-fa-per-hour`` picks at 90% confidence, not the DET curve's
-    plain operating point (which only asks the calibration rate to be within the budget)."""
+    plain operating point (which only asks the calibration rate to be within the budget); the
+    export says which budget its thresholds are for."""
     from kws.core.decision import budget_index
     from kws.export.exporter import export_model
 
     monkeypatch.setattr("kws.export.manifest.DEFAULT_FA_PER_HOUR", 1000.0)
-    export_model(tiny_run[1], tmp_path / "m")
+    with caplog.at_level("INFO"):
+        export_model(tiny_run[1], tmp_path / "m")
+    assert "default thresholds: a budget of 1000 false alarms per hour" in caplog.text
     m = load_manifest(tmp_path / "m")
     assert model_rule(m, max_fa_per_hour=1000.0).thresholds == m.thresholds
     plain = {kw: cal["threshold"][budget_index(cal["fa_per_hour"], 1000.0)]

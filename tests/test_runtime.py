@@ -194,9 +194,9 @@ def test_max_fa_per_hour_uses_the_calibration_table_at_90_percent_confidence(tin
     with caplog.at_level("WARNING"):
         rule = model_rule(model.manifest, max_fa_per_hour=0.99 * resolution)
     assert rule.thresholds["up"] == lowest(lambda fa: fa == 0)
-    assert f"--max-fa-per-hour {0.99 * resolution:g} is finer than the calibration audio can " \
-           f"show at 90% confidence (its resolution is {resolution:.3g} FA/h ({hours:.3g} h of " \
-           "audio))" in caplog.text
+    assert f"a false-alarm budget of {0.99 * resolution:g} per hour is finer than the " \
+           f"calibration audio can show at 90% confidence (its resolution is {resolution:.3g} " \
+           f"FA/h ({hours:.3g} h of audio))" in caplog.text
     with pytest.raises(ValueError, match="max_fa_per_hour is -1; allowed: > 0"):
         model_rule(model.manifest, max_fa_per_hour=-1)
 

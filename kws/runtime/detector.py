@@ -89,9 +89,9 @@ def table_budget(table: Mapping[str, dict], hours: float | None, keywords: tuple
     if hours is None or max_fa_per_hour < budget_resolution(hours):
         resolution = "unknown" if hours is None else \
             f"{budget_resolution(hours):.3g} FA/h ({hours:.3g} h of audio)"
-        log.warning("--max-fa-per-hour %g is finer than the calibration audio can show at %g%% "
-                    "confidence (its resolution is %s): the thresholds gave no false alarm on "
-                    "it, which does not show a rate as low as %g", max_fa_per_hour,
+        log.warning("a false-alarm budget of %g per hour is finer than the calibration audio "
+                    "can show at %g%% confidence (its resolution is %s): the thresholds gave no "
+                    "false alarm on it, which does not show a rate as low as %g", max_fa_per_hour,
                     100 * BUDGET_CONFIDENCE, resolution, max_fa_per_hour)
     out = {}
     for kw in keywords:
