@@ -163,8 +163,10 @@ def collect(cfg: Config) -> list[Utterance]:
     keyword_folders = [cfg.resolve(f) for folders in d.keyword_dirs.values() for f in folders]
     negative_utts: list[Utterance] = []
     for folder in d.negative_dirs + d.confusable_dirs:
-        negative_utts += [u for u in read_negative_folder(cfg.resolve(folder))
-                          if not inside(u.path, keyword_folders)]
+        root = cfg.resolve(folder)
+        below = [k for k in keyword_folders if inside(k, [root])]  # most often none: no test
+        negative_utts += [u for u in read_negative_folder(root)
+                          if not below or not inside(u.path, below)]
     for folder in d.eval_negative_dirs:
         negative_utts += read_negative_folder(cfg.resolve(folder), split="test")
     manifest_utts = [u for m in d.manifests for u in read_manifest(cfg.resolve(m))]
