@@ -100,7 +100,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     report = compare(before, out / "model", own, args.negatives, args.split)
     report["activations"] = result["activations"]
     (out / "finetune.json").write_text(json.dumps(report, indent=2))
-    print(markdown({k: v for k, v in report.items() if k in ("before", "after")}, args.split))
+    print(markdown(report))
     print(f"fine-tuned model: {out / 'model'}")
     return 0
 

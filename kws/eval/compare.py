@@ -74,19 +74,20 @@ def compare(before: Path, after: Path, cfg: Config, activations: Path,
     return {**result, "split": split_name}
 
 
-def markdown(result: dict, split_name: str) -> str:
-    """The comparison (``before`` and ``after`` figures) as a table, on ``split_name``."""
+def markdown(report: dict) -> str:
+    """:func:`compare`'s report (``before`` and ``after`` figures on its ``split``) as a table."""
+    models = {name: report[name] for name in ("before", "after")}
     lines = ["| model | keyword | miss @0.5 FA/h | miss @1 FA/h | threshold | miss / FA/h at it |",
              "|---|---|---|---|---|---|"]
-    for name, fig in result.items():
+    for name, fig in models.items():
         for kw, miss in fig["miss_rate"].items():
             own = fig["at_own_thresholds"][kw]
             cells = [f"{100 * m:.1f}%" if m is not None else "-" for m in miss.values()]
             lines.append(f"| {name} | {kw} | {' | '.join(cells)} | {own['threshold']:g} | "
                          f"{100 * own['miss_rate']:.1f}% / {own['fa_per_hour']:.2f} |")
     peaks = "; ".join(f"{name}: mean {fig['false_alarm_peaks']['mean']:.3f}, max "
-                      f"{fig['false_alarm_peaks']['max']:.3f}" for name, fig in result.items()
+                      f"{fig['false_alarm_peaks']['max']:.3f}" for name, fig in models.items()
                       if fig["false_alarm_peaks"]["count"])
-    hours = next(iter(result.values()))["negative_hours"]
-    return "\n".join(lines) + (f"\n\nHeld out ({split_name} split): {hours:.2f} h of negatives. "
-                               f"Scores on the labelled false alarms: {peaks}.\n")
+    hours = models["before"]["negative_hours"]
+    return "\n".join(lines) + (f"\n\nHeld out ({report['split']} split): {hours:.2f} h of "
+                               f"negatives. Scores on the labelled false alarms: {peaks}.\n")
