@@ -222,6 +222,23 @@ def test_bad_manifests_are_named(tiny_export, tmp_path, breakage, message):
         load_manifest(broken)
 
 
+@pytest.mark.parametrize("validation, hours", [
+    ({"int8": {"negative_hours": 0.25}}, 0.25),  # a model exported before the field
+    ({"int8": {"negative_hours": -1}}, None),
+    ({"int8": {"negative_hours": "0.25"}}, None),
+    ({"int8": [0.25]}, None),
+    ([{"int8": {"negative_hours": 0.25}}], None),
+])
+def test_calibration_hours_of_models_exported_before_the_field(tiny_export, tmp_path,
+                                                               validation, hours):
+    """Without ``calibration_hours`` the validation report's hours stand in when they are a
+    number > 0; any other shape of that report means "not recorded", never a crash."""
+    old = tmp_path / "m"
+    shutil.copytree(tiny_export, old)
+    edit(old, lambda m: (m.pop("calibration_hours"), m.update(validation=validation)))
+    assert load_manifest(old).calibration_hours == hours
+
+
 def test_a_budget_on_a_huge_calibration_claim_costs_no_memory(tiny_export, tmp_path):
     """A manifest claiming 10^300 hours of calibration audio: --max-fa-per-hour still answers
     at once (the count allowed is then taken from the normal approximation)."""

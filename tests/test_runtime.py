@@ -172,11 +172,9 @@ def test_max_fa_per_hour_uses_the_calibration_table_at_90_percent_confidence(tin
     as many false alarms as a rate of the budget would exceed 90% of the time; a budget finer
     than the audio can show that way is warned about and gets the lowest threshold with no false
     alarm at all."""
-    from kws.runtime.detector import calibration_hours
-
     model = OnnxModel(tiny_export)
     table = model.manifest.calibration["up"]
-    hours = calibration_hours(model.manifest)
+    hours = model.manifest.calibration_hours
     assert hours == pytest.approx(model.manifest.raw["calibration_hours"]) and 0 < hours < 0.01
     rows = list(zip(table["threshold"], table["fa_per_hour"]))
 

@@ -116,14 +116,13 @@ def cmd_info(args: argparse.Namespace) -> int:
     from kws.core.contract import load_manifest
     from kws.core.decision import BUDGET_CONFIDENCE, budget_resolution
     from kws.runtime import default_model_dir
-    from kws.runtime.detector import calibration_hours
 
     manifest = load_manifest(args.model or default_model_dir())
     if args.json:
         print(json.dumps(dict(manifest.raw, folder=str(manifest.folder)), indent=2))
         return 0
     raw, rule, v = manifest.raw, manifest.rule, manifest.verifier
-    hours = calibration_hours(manifest)
+    hours = manifest.calibration_hours
     lines = [f"model: {manifest.folder}",
              "keywords (default threshold): " + ", ".join(
                  f"{kw} ({t:g})" for kw, t in rule.thresholds.items()),

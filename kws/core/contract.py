@@ -66,6 +66,8 @@ class Manifest:
     Attributes:
         rule: the decision rule the thresholds were calibrated with, with the default
             thresholds (0.5 where the manifest names none).
+        calibration_hours: hours of negative audio behind the calibration table (None: not
+            recorded; models exported before the field: the validation report's figure).
     """
 
     folder: Path
@@ -78,6 +80,7 @@ class Manifest:
     raw: dict[str, Any]
     rule: DecisionRule
     verifier: "VerifierSpec | None" = None
+    calibration_hours: float | None = None
 
     def path_of(self, name: str) -> Path:
         """A model file's path (names are checked to stay inside the folder at load)."""
@@ -177,10 +180,15 @@ def parse(folder: Path, raw: dict[str, Any]) -> Manifest:
     _need(isinstance(calibration, dict), "calibration", calibration, "an object")
     for kw, table in calibration.items():
         check_calibration(kw, table)
-    calibration_hours(raw, "calibration_hours")
+    hours = calibration_hours(raw, "calibration_hours")
+    if hours is None:  # exported before the field: the validation report's figure, if any
+        report = raw.get("validation")
+        int8 = report.get("int8") if isinstance(report, dict) else None
+        recorded = int8.get("negative_hours") if isinstance(int8, dict) else None
+        hours = float(recorded) if is_number(recorded) and recorded > 0 else None
     verifier = parse_verifier(raw["verifier"], keywords) if raw.get("verifier") else None
     return Manifest(folder, tuple(keywords), frontend, step_frames, float(step_s), tuple(shape),
-                    dict(files), raw, rule, verifier)
+                    dict(files), raw, rule, verifier, hours)
 
 
 @dataclass(frozen=True)

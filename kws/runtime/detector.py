@@ -16,7 +16,6 @@ from typing import Mapping
 
 import numpy as np
 
-from kws.core.checks import is_number
 from kws.core.contract import Manifest
 from kws.core.decision import (
     BUDGET_CONFIDENCE,
@@ -48,14 +47,6 @@ class Detection:
     start_s: float
 
 
-def calibration_hours(manifest: Manifest) -> float | None:
-    """Hours of negative audio behind the manifest's calibration table (None: not recorded)."""
-    hours = manifest.raw.get("calibration_hours")
-    if hours is None:  # models exported before the field: the validation report's figure
-        hours = manifest.raw.get("validation", {}).get("int8", {}).get("negative_hours")
-    return float(hours) if is_number(hours) and hours > 0 else None
-
-
 def budget_thresholds(manifest: Manifest, max_fa_per_hour: float) -> dict[str, float]:
     """Each keyword's threshold for a false-alarm budget, from the model's calibration table
     (:func:`table_budget`).
@@ -63,7 +54,7 @@ def budget_thresholds(manifest: Manifest, max_fa_per_hour: float) -> dict[str, f
     Raises:
         ValueError: the budget is not > 0, or the model has no calibration table.
     """
-    return table_budget(manifest.calibration, calibration_hours(manifest), manifest.keywords,
+    return table_budget(manifest.calibration, manifest.calibration_hours, manifest.keywords,
                         max_fa_per_hour)
 
 
@@ -120,7 +111,7 @@ def model_rule(manifest: Manifest, thresholds: Mapping[str, float] | None = None
     """
     own = manifest.rule
     chosen = chosen_thresholds(manifest.keywords, own.thresholds, manifest.calibration,
-                               calibration_hours(manifest), thresholds, max_fa_per_hour)
+                               manifest.calibration_hours, thresholds, max_fa_per_hour)
     return own.overridden(thresholds=chosen, smoothing_steps=smoothing_steps,
                           min_steps=min_steps, refractory_s=refractory_s)
 
