@@ -33,7 +33,7 @@ from kws.export.manifest import (
     default_thresholds,
 )
 from kws.export.quantize import quantize_weights
-from kws.export.verify import REFERENCE, Report, verify_folder
+from kws.export.verify import REFERENCE, Report, miss_bound, verify_folder
 
 from kws.core.config import Config
 from kws.core.contract import FLOAT_FILE, INT8_FILE, MANIFEST, Manifest, check_model_files, parse
@@ -139,6 +139,8 @@ def write_files(model, cfg: Config, out: Path) -> Report:
     delta = float(np.mean([det.operating_point(k, compared_at)[1]
                            - float_det.operating_point(k, compared_at)[1]
                            for k in range(len(cfg.model.keywords))]))
+    bound = miss_bound(min(len(val.positives[kw]) for kw in cfg.model.keywords),
+                       len(cfg.model.keywords))
     table = calibration_table(det, cfg.model.keywords)
     extra = {
         "parameters": count_parameters(model),
@@ -153,10 +155,11 @@ def write_files(model, cfg: Config, out: Path) -> Report:
                              "rule in 'decision'"),
         "validation": {"float32": summarize(float_report), "int8": summarize(int8_report)},
         "quantization": {"method": "weights (int8 per-column symmetric, float activations)",
-                         "miss_rate_change": delta, "at_fa_per_hour": compared_at},
+                         "miss_rate_change": delta, "at_fa_per_hour": compared_at,
+                         "miss_rate_bound": bound},
     }
     manifest = build_manifest(out, cfg, [FLOAT_FILE, INT8_FILE], extra)
-    report = verify_folder(describe(out, manifest), miss_delta=delta)
+    report = verify_folder(describe(out, manifest), miss_delta=delta, bound=bound)
     text = json.dumps(manifest, indent=2)
     (out / (MANIFEST if report.ok else UNVERIFIED)).write_text(text)
     return report

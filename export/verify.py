@@ -5,8 +5,10 @@ Bounds (a broken bound fails ``kws export`` and ``kws verify``):
 * ``onnx.checker`` passes on both files;
 * float32 ONNX vs torch on real-audio features: max abs score difference <= 1e-4;
 * streaming: one step (T = step_frames) per call equals one T=300 call, max abs diff <= 1e-5;
-* int8 vs float32: validation miss rate at 0.5 false alarms/hour changes by <= 1 point
-  (measured at export on the validation split and stored in the manifest). Where the validation
+* int8 vs float32: validation miss rate at 0.5 false alarms/hour (mean over keywords) changes by
+  <= 1 point, or by <= 2 clips of the keyword with the fewest validation positives where that is
+  more (of 157 clips one is 0.64 points: one positive crossing the threshold is not a finer sign),
+  measured at export on the validation split and stored in the manifest. Where the validation
   audio is too short for one false alarm at 0.5 FA/h, the rate of one false alarm is compared
   instead: below it the threshold is set by the single highest-scoring negative, and a tiny shift
   of that one score moves the miss rate by points. The max abs score difference is reported.
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kws.core.checks import is_number
 from kws.core.contract import FLOAT_FILE, INT8_FILE, Manifest
 from kws.runtime import OnnxModel
 
@@ -26,6 +29,7 @@ REFERENCE = "verify.npz"
 TORCH_TOL = 1e-4
 STREAM_TOL = 1e-5
 MISS_DELTA_MAX = 0.01
+MISS_DELTA_CLIPS = 2  # validation positives the int8 check lets flip, where more than 1 point
 STREAM_FRAMES = 300
 
 
@@ -58,12 +62,24 @@ def streaming_difference(model: OnnxModel, feats: np.ndarray) -> float:
     return float(np.abs(np.concatenate(parts) - whole).max())
 
 
-def verify_folder(model: Path | Manifest, miss_delta: float | None = None) -> Report:
+def miss_bound(clips: int, keywords: int = 1) -> float:
+    """The int8 check's bound on the miss-rate change (a mean over ``keywords`` keywords) for a
+    validation set whose smallest keyword has ``clips`` positives: 1 point, or
+    :data:`MISS_DELTA_CLIPS` of those clips where that is more."""
+    if clips <= 0:
+        return MISS_DELTA_MAX
+    return max(MISS_DELTA_MAX, MISS_DELTA_CLIPS / (clips * keywords))
+
+
+def verify_folder(model: Path | Manifest, miss_delta: float | None = None,
+                  bound: float | None = None) -> Report:
     """Run every check on an exported folder (or on the manifest of one being exported).
 
     Args:
         miss_delta: int8 minus float32 validation miss rate at 0.5 FA/h, if measured now; else
             the figure stored in the manifest at export time is checked.
+        bound: the largest change allowed (:func:`miss_bound`); None: the one stored in the
+            manifest at export time when it is a number in [1 point, 1], else 1 point.
     """
     import onnx
 
@@ -97,12 +113,15 @@ def verify_folder(model: Path | Manifest, miss_delta: float | None = None) -> Re
     if miss_delta is None and stored is not None:
         miss_delta = stored
         report.note("int8 miss-rate change taken from the manifest (measured at export)")
+    if bound is None:
+        stored = quantization.get("miss_rate_bound")
+        bound = stored if is_number(stored) and MISS_DELTA_MAX <= stored <= 1 else MISS_DELTA_MAX
     if miss_delta is None:
         report.check(False, "int8 vs float32 validation miss rate: not measured")
     else:
-        report.check(abs(miss_delta) <= MISS_DELTA_MAX,
+        report.check(abs(miss_delta) <= bound + 1e-9,  # clip fractions: 2/157 - 0/157 == 2/157
                      f"int8 vs float32 validation miss rate at {compared_at:.3g} FA/h: change "
-                     f"{100 * miss_delta:+.2f} points (bound {100 * MISS_DELTA_MAX:.0f})")
+                     f"{100 * miss_delta:+.2f} points (bound {100 * bound:.3g})")
     spec = float_model.manifest.verifier
     if spec is not None:  # a cascade (kws cascade): its verifier is an exported folder too
         second = verify_folder(folder / spec.folder)

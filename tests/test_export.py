@@ -162,11 +162,35 @@ def test_verify_fails_loudly_on_a_broken_bound(tiny_export, tmp_path):
 def test_miss_rate_change_over_a_point_fails(tiny_export):
     from kws.export.verify import verify_folder
 
-    report = verify_folder(tiny_export, miss_delta=0.02)
+    report = verify_folder(tiny_export, miss_delta=0.02, bound=0.01)
     rate = load_manifest(tiny_export).raw["quantization"]["at_fa_per_hour"]
     assert not report.ok
-    assert (f"FAIL int8 vs float32 validation miss rate at {rate:.3g} FA/h: change +2.00 points"
-            in str(report))
+    assert (f"FAIL int8 vs float32 validation miss rate at {rate:.3g} FA/h: change +2.00 points "
+            "(bound 1)" in str(report))
+
+
+def test_the_int8_bound_allows_two_clips_of_a_small_validation_set(tiny_export, tmp_path):
+    """1 point, or two clips of the keyword with the fewest validation positives (in the mean
+    over keywords) where that is more: 157 clips give 1.27 points (a jarvis export of 2026-12-03
+    failed at -1.27). The export stores its bound; a stored one outside [1 point, 1] is not
+    trusted."""
+    from kws.export.verify import miss_bound, verify_folder
+
+    assert miss_bound(157) == pytest.approx(2 / 157) and miss_bound(400) == 0.01
+    assert miss_bound(40, keywords=4) == pytest.approx(2 / 160) and miss_bound(0) == 0.01
+    assert verify_folder(tiny_export, miss_delta=-2 / 157, bound=miss_bound(157)).ok
+    assert not verify_folder(tiny_export, miss_delta=-3 / 157, bound=miss_bound(157)).ok
+    m = load_manifest(tiny_export).raw
+    clips = m["validation"]["int8"]["positive_clips"]
+    assert m["quantization"]["miss_rate_bound"] == \
+        pytest.approx(miss_bound(min(clips.values()), len(clips)))
+    for i, claim in enumerate((1e9, "0.5", 0.001)):
+        copy = tmp_path / str(i)
+        shutil.copytree(tiny_export, copy)
+        edit(copy, lambda m: m["quantization"].update(miss_rate_change=0.03,
+                                                      miss_rate_bound=claim))
+        report = verify_folder(copy)
+        assert not report.ok and "change +3.00 points (bound 1)" in str(report)
 
 
 def test_manifests_of_older_exports_keep_their_stored_change(tiny_export, tmp_path):
