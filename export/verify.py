@@ -106,16 +106,22 @@ def verify_folder(model: Path | Manifest, miss_delta: float | None = None,
     int8_scores, _ = int8_model.step(feats, int8_model.initial_state())
     report.note(f"int8 vs float32 scores: max abs diff "
                 f"{float(np.abs(int8_scores - onnx_scores).max()):.4f}")
-    quantization = float_model.manifest.raw.get("quantization", {})
+    section = float_model.manifest.raw.get("quantization")
+    quantization = section if isinstance(section, dict) else {}
+
+    def number(name: str, default: float | None = None) -> float | None:
+        value = quantization.get(name)  # from a file: a number or the default
+        return value if is_number(value) else default
+
     # manifests before 2026-12-03 name the change at 0.5 FA/h "miss_rate_change_at_0.5"
-    stored = quantization.get("miss_rate_change", quantization.get("miss_rate_change_at_0.5"))
-    compared_at = quantization.get("at_fa_per_hour", 0.5)
+    stored = number("miss_rate_change", number("miss_rate_change_at_0.5"))
+    compared_at = number("at_fa_per_hour", 0.5)
     if miss_delta is None and stored is not None:
         miss_delta = stored
         report.note("int8 miss-rate change taken from the manifest (measured at export)")
     if bound is None:
-        stored = quantization.get("miss_rate_bound")
-        bound = stored if is_number(stored) and MISS_DELTA_MAX <= stored <= 1 else MISS_DELTA_MAX
+        claimed = number("miss_rate_bound", MISS_DELTA_MAX)
+        bound = claimed if MISS_DELTA_MAX <= claimed <= 1 else MISS_DELTA_MAX
     if miss_delta is None:
         report.check(False, "int8 vs float32 validation miss rate: not measured")
     else:

@@ -191,6 +191,13 @@ def test_the_int8_bound_allows_two_clips_of_a_small_validation_set(tiny_export, 
                                                       miss_rate_bound=claim))
         report = verify_folder(copy)
         assert not report.ok and "change +3.00 points (bound 1)" in str(report)
+    for i, section in enumerate(({"miss_rate_change": "0"}, "0", [0.0])):  # no crash either
+        copy = tmp_path / f"q{i}"
+        shutil.copytree(tiny_export, copy)
+        edit(copy, lambda m: m.update(quantization=section))
+        report = verify_folder(copy)
+        assert not report.ok and "FAIL int8 vs float32 validation miss rate: not measured" in \
+            str(report)
 
 
 def test_manifests_of_older_exports_keep_their_stored_change(tiny_export, tmp_path):
