@@ -86,6 +86,36 @@ def test_openwakeword_computes_the_same_embeddings():
     assert np.abs(ours - theirs).max() <= 1e-3
 
 
+def test_the_sequence_graph_equals_one_window_at_a_time(monkeypatch):
+    """The shipped graph over a whole clip gives each window's embedding as a run on that
+    window alone does, and so does the clip cut into runs of a few embeddings."""
+    mels = embedding.mel(np.stack([speechlike(2.0, seed=s) for s in range(2)]))
+    whole = embedding.embed_mel(mels)
+    alone = np.stack([np.concatenate([embedding.embed_mel(row[None, 8 * i:8 * i + 76])[0]
+                                      for i in range(whole.shape[1])]) for row in mels])
+    assert whole.shape == (2, 16, 96) and np.abs(whole - alone).max() <= 1e-6
+    monkeypatch.setattr(embedding, "CHUNK", 3)
+    assert np.array_equal(embedding.embed_mel(mels), whole)
+
+
+def test_the_shipped_graph_is_made_from_openwakewords():
+    """kws/features/speech_embedding/embedding_model.onnx is exactly what embedding_graph makes
+    of openWakeWord's window graph, whose sha256 models exported before still name."""
+    pytest.importorskip("onnx", reason="the onnx package comes with the train/eval/dev extras")
+    oww = pytest.importorskip("openwakeword", reason="the peers extra is not installed")
+    from pathlib import Path
+
+    from kws.core.contract import sha256_of
+    from kws.features.embedding_graph import sequence_graph
+
+    original = Path(oww.__file__).parent / "resources" / "models" / "embedding_model.onnx"
+    assert embedding.SAME_AS["embedding_model.onnx"] == {sha256_of(original)}
+    made = sequence_graph(original).SerializeToString()
+    assert made == (embedding.FILES / "embedding_model.onnx").read_bytes()
+    with pytest.raises(ValueError, match="melspectrogram.onnx: not openWakeWord's embedding_model"):
+        sequence_graph(embedding.FILES / "melspectrogram.onnx")
+
+
 def test_config_names_the_fields_the_embedding_fixes():
     with pytest.raises(ConfigError, match=r"frontend.kind = 'mfcc' .* log_mel or speech_embedding"):
         FrontendConfig(kind="mfcc")
@@ -189,6 +219,11 @@ def test_manifest_names_the_embedding_weights_and_refuses_others(embedding_model
     assert weights["license"] == "Apache-2.0"
     assert set(weights["files"]) == set(embedding.GRAPHS)
     raw = json.loads((folder / "model.json").read_text())
+    # exported before kws shipped the sequence graph: openWakeWord's graph computes the same
+    raw["frontend_weights"]["files"]["embedding_model.onnx"], = embedding.SAME_AS[
+        "embedding_model.onnx"]
+    (folder / "model.json").write_text(json.dumps(raw))
+    OnnxModel(folder)
     raw["frontend_weights"]["files"]["embedding_model.onnx"] = "0" * 64
     (folder / "model.json").write_text(json.dumps(raw))
     with pytest.raises(ManifestError, match="trained on another embedding_model.onnx"):

@@ -33,14 +33,16 @@ def default_model_dir() -> Path:
 
 
 def check_frontend_weights(manifest: Manifest) -> None:
-    """A speech embedding model runs only on the embedding graphs it was trained on."""
+    """A speech embedding model runs only on the embedding graphs it was trained on, or on
+    graphs that compute the same (:data:`kws.features.embedding.SAME_AS`)."""
     trained_on = manifest.raw.get("frontend_weights", {}).get("files", {})
     if not trained_on:
         return
     from kws.features import embedding
 
     for name, digest in trained_on.items():
-        if name not in embedding.GRAPHS or sha256_of(embedding.FILES / name) != digest:
+        if name not in embedding.GRAPHS or digest not in (
+                {sha256_of(embedding.FILES / name)} | embedding.SAME_AS.get(name, set())):
             raise ManifestError(f"{manifest.folder}: the model was trained on another {name} "
                                 f"than this kws has in {embedding.FILES}; use the kws version "
                                 "it was trained with")
