@@ -102,6 +102,17 @@ def test_load_many_skips_and_counts_with_one_warning_each(tmp_path, caplog):
     assert report.summary() == "1 loaded, 2 skipped"
 
 
+def test_load_many_on_threads_keeps_the_order_and_the_samples(tmp_path):
+    rng = np.random.default_rng(0)
+    paths = [write(tmp_path / f"{i}.wav", (0.1 * rng.standard_normal(800 + 37 * i))
+                   .astype(np.float32), rate=22050 if i % 3 else 16000) for i in range(12)]
+    paths.insert(5, tmp_path / "missing.wav")
+    serial, threaded = load_many(paths, threads=1), load_many(paths, threads=4)
+    assert [p for p, _ in threaded.clips] == [p for p, _ in serial.clips] == paths[:5] + paths[6:]
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(serial.clips, threaded.clips))
+    assert [e.path.name for e in threaded.skipped] == ["missing.wav"]
+
+
 def test_shared_corrupt_alexa_files_are_skipped_not_dropped():
     folder = shared_dir("wake-word-benchmark", "alexa")
     paths = sorted(folder.glob("*.flac"))
