@@ -21,23 +21,6 @@ def test_pieces_run_in_other_processes_and_come_back_in_order(monkeypatch):
     assert os.getpid() not in {pid for _, pid in got}
 
 
-def threads_of(i: int) -> int:
-    import torch
-
-    return torch.get_num_threads()
-
-
-def test_a_last_round_with_cores_to_spare_shares_them():
-    """Five members on two cores: the fifth runs alone, on both; the rest on one each."""
-    assert workers.threads_per_piece(5, 2) == [1, 1, 1, 1, 2]
-    assert workers.threads_per_piece(4, 2) == [1, 1, 1, 1]
-    assert workers.threads_per_piece(7, 4) == [1, 1, 1, 1, 1, 1, 1]
-    assert workers.threads_per_piece(5, 4) == [1, 1, 1, 1, 4]
-    assert workers.threads_per_piece(6, 4) == [1, 1, 1, 1, 2, 2]
-    pytest.importorskip("torch", reason="the train extra is not installed")
-    assert workers.fork_map(threads_of, range(3), 2) == [1, 1, 2]
-
-
 def test_one_worker_runs_here():
     got = workers.fork_map(pid_of, [3, 1], 1)
     assert got == [(9, os.getpid()), (1, os.getpid())]

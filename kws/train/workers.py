@@ -41,50 +41,35 @@ def count(device: str | None = "cpu") -> int:
     return wanted
 
 
-def _set_threads(threads: int) -> None:
-    """This process's compute threads (torch, onnxruntime) from now on."""
+def _one_thread() -> None:
+    """Worker start: one compute thread each (torch, onnxruntime), so workers do not compete.
+    Never more in a forked worker: torch's OpenMP threads, started in the parent, do not exist
+    in the child, and a child that asked for two hung in its first parallel operation (a fifth
+    member was given the core the others left idle: it never finished)."""
     import torch
 
     from kws.features import embedding
 
-    torch.set_num_threads(threads)
-    embedding.limit_threads(threads)
+    torch.set_num_threads(1)
+    embedding.limit_threads(1)
 
 
-def _one_thread() -> None:
-    """Worker start: one compute thread each, so workers do not compete."""
-    _set_threads(1)
-
-
-def _call(job: tuple[int, int]):
-    index, threads = job
-    if threads > 1:
-        _set_threads(threads)
+def _call(index: int):
     return _TASK(index)
-
-
-def threads_per_piece(n: int, workers: int) -> list[int]:
-    """Compute threads for each of ``n`` pieces on ``workers`` processes: one, except in a last
-    round of fewer pieces than processes (five members on two cores: the fifth runs alone),
-    whose pieces share the cores the others leave idle."""
-    tail = n % workers
-    return [workers // tail if tail and k >= n - tail else 1 for k in range(n)]
 
 
 def fork_map(task: Callable[[int], T], indices: Sequence[int], workers: int,
              progress: Callable[[Iterable[T]], Iterable[T]] = iter) -> list[T]:
     """``[task(i) for i in indices]``, in ``workers`` forked processes when more than one; the
     results (which must pickle) come back in order. ``progress`` wraps the stream of results
-    (a progress bar). An exception in a worker is raised here. Pieces run on one compute thread
-    each, but for a last round with cores to spare (:func:`threads_per_piece`)."""
+    (a progress bar). An exception in a worker is raised here."""
     global _TASK
     if workers <= 1 or len(indices) <= 1:
         return list(progress(task(i) for i in indices))
     _TASK = task
-    processes = min(workers, len(indices))
-    jobs = list(zip(indices, threads_per_piece(len(indices), processes)))
     try:
-        with multiprocessing.get_context("fork").Pool(processes, initializer=_one_thread) as pool:
-            return list(progress(pool.imap(_call, jobs)))
+        with multiprocessing.get_context("fork").Pool(min(workers, len(indices)),
+                                                      initializer=_one_thread) as pool:
+            return list(progress(pool.imap(_call, indices)))
     finally:
         _TASK = None
