@@ -33,7 +33,8 @@ def sequence_graph(window_graph: Path):
 
     model = onnx.load(str(window_graph))
     graph = model.graph
-    shapes = {t.name: numpy_helper.to_array(t).tolist() for t in graph.initializer}
+    shapes = {t.name: numpy_helper.to_array(t).tolist() for t in graph.initializer
+              if t.name in (INPUT_RESHAPE, OUTPUT_RESHAPE)}  # not the weights
     if (shapes.get(INPUT_RESHAPE), shapes.get(OUTPUT_RESHAPE), graph.node[-1].op_type) != (
             [-1, 1, 76, 32], [-1, 1, 1, 96], "Reshape"):
         raise ValueError(f"{window_graph}: not openWakeWord's embedding_model.onnx "
