@@ -240,6 +240,9 @@ class AugmentConfig:
             duration only, pitch and formants kept).
         vtlp: (low, high) vocal tract length factor range for keyword clips (formants move,
             pitch and timing stay): more speakers from the same recordings.
+        background_speed: (low, high) speed factor range for each background (negative) speech
+            segment, by resampling as ``speed`` does for keyword clips, so that a raised or
+            lowered voice is no keyword cue; (1, 1) draws nothing.
         reverb_prob: probability of convolving with a simulated room impulse response.
         n_rirs: number of simulated impulse responses cached per run.
         time_mask: maximum width (frames) of one SpecAugment time mask; 0 disables.
@@ -255,6 +258,7 @@ class AugmentConfig:
     speed: tuple[float, float] = (0.9, 1.1)
     tempo: tuple[float, float] = (1.0, 1.0)
     vtlp: tuple[float, float] = (1.0, 1.0)
+    background_speed: tuple[float, float] = (1.0, 1.0)
     reverb_prob: float = 0.3
     n_rirs: int = 64
     time_mask: int = 10
@@ -263,12 +267,12 @@ class AugmentConfig:
     eq_db: float = 8.0
 
     def __post_init__(self) -> None:
-        for name in ("snr_db", "gain_db", "speed", "tempo", "vtlp"):
+        for name in ("snr_db", "gain_db", "speed", "tempo", "vtlp", "background_speed"):
             value = tuple(getattr(self, name))
             object.__setattr__(self, name, value)
             check(len(value) == 2 and all(map(is_number, value)) and value[0] <= value[1],
                   f"augment.{name}", list(value), "[low, high], finite, with low <= high")
-        for name in ("speed", "tempo", "vtlp"):
+        for name in ("speed", "tempo", "vtlp", "background_speed"):
             low, high = getattr(self, name)
             check(low > 0.5 and high < 2, f"augment.{name}", [low, high],
                   "factors between 0.5 and 2")
