@@ -236,19 +236,15 @@ class AugmentConfig:
         noise_prob: probability of mixing noise into a training sequence.
         gain_db: (low, high) gain range in dB.
         speed: (low, high) speed factor range (resampling, changes pitch and tempo).
-        tempo: (low, high) tempo factor range for keyword clips, after ``speed`` (WSOLA:
-            duration only, pitch and formants kept).
-        vtlp: (low, high) vocal tract length factor range for keyword clips (formants move,
-            pitch and timing stay): more speakers from the same recordings.
-        background_speed: (low, high) speed factor range for each background (negative) speech
-            segment, by resampling as ``speed`` does for keyword clips, so that a raised or
-            lowered voice is no keyword cue; (1, 1) draws nothing.
+        tempo: (low, high) keyword clips' tempo after ``speed`` (WSOLA: pitch, formants kept).
+        vtlp: (low, high) keyword clips' vocal tract length (formants move, pitch, timing stay).
+        background_speed: (low, high) ``speed`` for each background speech segment, so a raised
+            or lowered voice is no keyword cue; (1, 1) draws nothing.
         reverb_prob: probability of convolving with a simulated room impulse response.
         n_rirs: number of simulated impulse responses cached per run.
         time_mask: maximum width (frames) of one SpecAugment time mask; 0 disables.
         freq_mask: maximum width (bands) of one SpecAugment frequency mask; 0 disables.
-        eq_prob: probability of a random channel colour (:func:`kws.augment.random_eq`) over the
-            whole sequence, after noise and gain; 0 disables.
+        eq_prob: probability of a channel colour (``augment.random_eq``) after noise and gain.
         eq_db: largest gain of that colour's curve, in dB.
     """
 
