@@ -23,6 +23,11 @@ def maker(negative_draw: str) -> SequenceMaker:
     return SequenceMaker(clips, ("kw",), [], [], AugmentConfig(), 4.0, 0.5, SR, negative_draw)
 
 
+def peak_hz(x: np.ndarray) -> float:
+    """The frequency of the largest bin of ``x``'s spectrum, in Hz."""
+    return np.abs(np.fft.rfft(x)).argmax() * SR / len(x)
+
+
 @pytest.mark.parametrize("draw, low, high", [("file", 0.05, 0.35), ("duration", 0.8, 1.0)])
 def test_background_speech_is_drawn_per_file_or_per_second(draw, low, high):
     # per file the long recording is 1 draw in 10 (about 17% of the samples: its pieces are
@@ -117,9 +122,6 @@ def test_keyword_clips_get_a_vocal_tract_length_only_when_asked():
     tone = (0.5 * np.sin(2 * np.pi * 1000 * t) * (np.abs(t - 0.5) < 0.25)).astype(np.float32)
     m.positives = [[(tone, 0.25, 0.75)]]
 
-    def peak_hz(x):
-        return np.abs(np.fft.rfft(x)).argmax() * SR / len(x)
-
     m.aug = AugmentConfig(speed=(1.0, 1.0))
     k, base, start, end = m.keyword(np.random.default_rng(0))
     m.aug = AugmentConfig(speed=(1.0, 1.0), vtlp=(1.15, 1.15))
@@ -137,9 +139,6 @@ def test_background_speech_changes_speed_only_when_asked():
     m = maker("duration")
     tone = (0.5 * np.sin(2 * np.pi * 1000 * np.arange(10 * SR) / SR)).astype(np.float32)
     m.negatives, m.negative_ends = [tone], np.array([len(tone)])
-
-    def peak_hz(x):
-        return np.abs(np.fft.rfft(x)).argmax() * SR / len(x)
 
     plain = m.background(np.random.default_rng(2))
     m.aug = AugmentConfig(background_speed=(1.25, 1.25))

@@ -88,13 +88,11 @@ class SequenceMaker:
             src = self.negatives[int(np.searchsorted(
                 self.negative_ends, rng.integers(self.negative_ends[-1]), side="right"))]
             length = min(len(src), int(rng.uniform(0.5, 3.0) * self.sr), self.n - pos)
-            if self.aug.background_speed != (1.0, 1.0):  # as with tempo: no draw when off
-                speed = rng.uniform(*self.aug.background_speed)
-                take = max(1, min(len(src), int(length * speed)))
-                seg = augment.change_speed(mixing.fit_length(src, take, rng), speed)[:length]
-                length = len(seg)
-            else:
-                seg = mixing.fit_length(src, length, rng)
+            speed = (rng.uniform(*self.aug.background_speed)  # as with tempo: no draw when off
+                     if self.aug.background_speed != (1.0, 1.0) else 1.0)
+            take = max(1, min(len(src), int(length * speed)))  # = length at speed 1
+            seg = augment.change_speed(mixing.fit_length(src, take, rng), speed)[:length]
+            length = len(seg)
             out[pos:pos + length] = seg * np.float32(10 ** (rng.uniform(-35, -15) / 20)
                                                      / mixing.rms(seg))
             pos += length + int(rng.uniform(0.0, 0.6) * self.sr)
