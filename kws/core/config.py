@@ -240,7 +240,6 @@ class AugmentConfig:
         vtlp: (low, high) keyword clips' vocal tract length (formants move, pitch, timing stay).
         background_speed: (low, high) ``speed`` for each background speech segment, so a raised
             or lowered voice is no keyword cue; (1, 1) draws nothing.
-        background_vtlp: (low, high) ``vtlp`` for each background speech segment, likewise.
         reverb_prob: probability of convolving with a simulated room impulse response.
         n_rirs: number of simulated impulse responses cached per run.
         time_mask: maximum width (frames) of one SpecAugment time mask; 0 disables.
@@ -256,7 +255,6 @@ class AugmentConfig:
     tempo: tuple[float, float] = (1.0, 1.0)
     vtlp: tuple[float, float] = (1.0, 1.0)
     background_speed: tuple[float, float] = (1.0, 1.0)
-    background_vtlp: tuple[float, float] = (1.0, 1.0)
     reverb_prob: float = 0.3
     n_rirs: int = 64
     time_mask: int = 10
@@ -265,13 +263,12 @@ class AugmentConfig:
     eq_db: float = 8.0
 
     def __post_init__(self) -> None:
-        ranges = ("speed", "tempo", "vtlp", "background_speed", "background_vtlp")
-        for name in ("snr_db", "gain_db") + ranges:
+        for name in ("snr_db", "gain_db", "speed", "tempo", "vtlp", "background_speed"):
             value = tuple(getattr(self, name))
             object.__setattr__(self, name, value)
             check(len(value) == 2 and all(map(is_number, value)) and value[0] <= value[1],
                   f"augment.{name}", list(value), "[low, high], finite, with low <= high")
-        for name in ranges:
+        for name in ("speed", "tempo", "vtlp", "background_speed"):
             low, high = getattr(self, name)
             check(low > 0.5 and high < 2, f"augment.{name}", [low, high],
                   "factors between 0.5 and 2")

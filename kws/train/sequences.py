@@ -92,8 +92,6 @@ class SequenceMaker:
                      if self.aug.background_speed != (1.0, 1.0) else 1.0)
             take = max(1, min(len(src), int(length * speed)))  # = length at speed 1
             seg = augment.change_speed(mixing.fit_length(src, take, rng), speed)[:length]
-            if self.aug.background_vtlp != (1.0, 1.0):  # likewise
-                seg = augment.vtlp(seg, rng.uniform(*self.aug.background_vtlp), self.sr)
             length = len(seg)
             out[pos:pos + length] = seg * np.float32(10 ** (rng.uniform(-35, -15) / 20)
                                                      / mixing.rms(seg))
