@@ -38,30 +38,6 @@ def test_background_speech_is_drawn_per_file_or_per_second(draw, low, high):
     assert low < share < high
 
 
-def test_negative_weights_multiply_a_clips_chance_and_one_changes_nothing():
-    """Weight 6 on each of the nine 1 s clips: 54 of their seconds against the long
-    recording's 60 (per second), so its share of the background falls from about 92% to about
-    half; weights of 1 draw exactly what no weights draw."""
-    base = maker("duration")
-    clips = Clips({"kw": [(Path("kw.wav"), base.positives[0][0][0])]},
-                  [(Path("n.wav"), w) for w in base.negatives], 0)
-
-    def made(weights):
-        m = SequenceMaker(clips, ("kw",), [], [], AugmentConfig(), 4.0, 0.5, SR, "duration",
-                          negative_weights=weights)
-        rng = np.random.default_rng(0)
-        return np.concatenate([m.background(rng) for _ in range(300)])
-
-    plain, weighted = made(None), made([1] + [6] * 9)
-    np.testing.assert_array_equal(made([1] * 10), plain)
-    assert (plain > 0).sum() / (plain != 0).sum() > 0.8
-    assert 0.3 < (weighted > 0).sum() / (weighted != 0).sum() < 0.7
-    with pytest.raises(ValueError, match=r"negative_weights: 2 weights for 10 negatives"):
-        made([1, 2])
-    with pytest.raises(ValueError, match=r"train.confusable_weight = 0 .*1..100"):
-        TrainConfig(confusable_weight=0)
-
-
 def test_the_keyword_ends_inside_the_sequence_with_time_to_fire():
     m, rng = maker("duration"), np.random.default_rng(1)
     seqs = [m.make(rng) for _ in range(200)]

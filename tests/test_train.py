@@ -186,25 +186,3 @@ def test_scorer_cache_computes_each_recordings_features_once(monkeypatch):
     for _ in range(2):
         assert all(np.array_equal(scorer(w), p) for w, p in zip(waves, plain))
     assert len(calls) == 3 and len(cache) == 3
-
-
-def test_confusable_weight_falls_on_the_confusable_folders_only(tmp_path):
-    """[train] confusable_weight goes to every negative under [data] confusable_dirs (relative
-    paths resolved against the config's folder), 1 to the others; no list at weight 1."""
-    from pathlib import Path
-
-    from kws.core.config import Config, DataConfig, TrainConfig
-    from kws.data.corpora import Clips
-    from kws.train.trainer import negative_weights
-
-    (tmp_path / "synth" / "confusable").mkdir(parents=True)
-    negatives = [(tmp_path / "real" / "a.wav", None),
-                 (tmp_path / "synth" / "confusable" / "b.wav", None),
-                 (tmp_path / "synth" / "confusables-other" / "c.wav", None)]
-    clips = Clips({}, negatives, 0)
-    cfg = Config(data=DataConfig(confusable_dirs=("synth/confusable",)),
-                 train=TrainConfig(confusable_weight=6), root=tmp_path)
-    assert negative_weights(cfg, clips) == [1, 6, 1]
-    cfg = Config(data=DataConfig(confusable_dirs=("synth/confusable",)), root=tmp_path)
-    assert negative_weights(cfg, clips) is None
-    assert Path(cfg.resolve("synth/confusable")) == tmp_path / "synth" / "confusable"

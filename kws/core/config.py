@@ -293,8 +293,6 @@ class TrainConfig:
         negative_draw: how background speech is drawn from the negative recordings: "file"
             (every file equally likely, so many short clips outweigh a few long ones) or
             "duration" (every second equally likely).
-        confusable_weight: a confusable negative (``data.confusable_dirs``: synthetic voices)
-            is drawn this many times as often as another negative of its length or count.
         batch_size: sequences per batch.
         lr: AdamW learning rate.
         weight_decay: AdamW weight decay.
@@ -327,7 +325,6 @@ class TrainConfig:
     sequence_s: float = 4.0
     positive_share: float = 0.5
     negative_draw: str = "file"
-    confusable_weight: int = 1
     batch_size: int = 32
     lr: float = 3e-3
     weight_decay: float = 1e-4
@@ -355,8 +352,6 @@ class TrainConfig:
         check(0 < self.positive_share < 1, "train.positive_share", self.positive_share, "0 < x < 1")
         check(self.negative_draw in NEGATIVE_DRAWS, "train.negative_draw", self.negative_draw,
               " or ".join(f'"{d}"' for d in NEGATIVE_DRAWS))
-        check(1 <= self.confusable_weight <= 100, "train.confusable_weight",
-              self.confusable_weight, "a whole number 1..100")
         check(self.lr > 0, "train.lr", self.lr, "> 0")
         check(self.patience >= 1, "train.patience", self.patience, ">= 1")
         check(self.select in SELECTIONS, "train.select", self.select,

@@ -49,11 +49,9 @@ class SequenceMaker:
                  positive_share: float, sample_rate: int = 16000,
                  negative_draw: str = "file",
                  partial_share: float = PARTIAL_KEYWORD_SHARE,
-                 auxiliary: tuple[str, ...] = (), auxiliary_share: float = 0.0,
-                 negative_weights: list[int] | None = None) -> None:
+                 auxiliary: tuple[str, ...] = (), auxiliary_share: float = 0.0) -> None:
         """``auxiliary`` keywords (labels after those of ``keywords``) are drawn for
-        ``auxiliary_share`` of the keyword clips, evenly among them. ``negative_weights`` (one
-        whole number per negative clip, default 1) multiplies each clip's chance to be drawn."""
+        ``auxiliary_share`` of the keyword clips, evenly among them."""
         keywords = tuple(keywords) + tuple(auxiliary)
         missing = [kw for kw in keywords if not clips.positives.get(kw)]
         if missing:
@@ -67,13 +65,8 @@ class SequenceMaker:
         self.n_auxiliary, self.auxiliary_share = len(auxiliary), auxiliary_share
         self.negatives = [w for _, w in clips.negatives]
         # "duration": a file is drawn with probability proportional to its length
-        weights = negative_weights or [1] * len(self.negatives)
-        if len(weights) != len(self.negatives) or min(weights, default=1) < 1:
-            raise ValueError(f"negative_weights: {len(weights)} weights for "
-                             f"{len(self.negatives)} negatives; expected one whole number >= 1 "
-                             "each")
-        self.negative_ends = np.cumsum([(len(w) if negative_draw == "duration" else 1) * int(k)
-                                        for w, k in zip(self.negatives, weights)])
+        self.negative_ends = np.cumsum([len(w) if negative_draw == "duration" else 1
+                                        for w in self.negatives])
         self.positives = []  # per keyword: list of (trimmed clip, voiced start s, voiced end s)
         margin = int(0.15 * sample_rate)
         for kw in keywords:

@@ -45,16 +45,6 @@ SHARED = ("summary", "train_clips", "noise", "rirs", "maker", "val_pos", "val_ne
           "val_features", "pool")
 
 
-def negative_weights(cfg: Config, clips: corpora.Clips) -> list[int] | None:
-    """``[train] confusable_weight`` for each negative clip under ``[data] confusable_dirs``, 1
-    for the others; None when the weight is 1."""
-    if cfg.train.confusable_weight == 1:
-        return None
-    made = [cfg.resolve(d).resolve() for d in cfg.data.confusable_dirs]
-    return [cfg.train.confusable_weight if any(Path(p).resolve().is_relative_to(d) for d in made)
-            else 1 for p, _ in clips.negatives]
-
-
 class Trainer:
     """One training run in ``out_dir``; rank 0 validates and writes, all ranks train."""
 
@@ -148,7 +138,7 @@ class Trainer:
         return SequenceMaker(clips, c.model.keywords, self.noise, self.rirs, c.augment,
                              c.train.sequence_s, positive_share, c.frontend.sample_rate,
                              c.train.negative_draw, partial_share, c.model.auxiliary,
-                             c.train.auxiliary_share, negative_weights(c, clips))
+                             c.train.auxiliary_share)
 
     def batch(self, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
         """Features ``(B, T, n_mels)`` plus labels and keyword bounds in steps: fresh sequences,
