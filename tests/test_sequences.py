@@ -99,8 +99,8 @@ def test_tempo_changes_duration_but_keeps_pitch_unlike_speed(factor):
 
 @pytest.mark.parametrize("n", [1, 100, 511, 512, 700])
 def test_vtlp_keeps_the_length_of_clips_shorter_than_its_frame(n):
-    """A background segment can end a few samples before the sequence does: the warp pads it
-    to one 512-sample STFT frame and gives back as many samples as it got."""
+    """A clip shorter than one 512-sample STFT frame (a segment cut at a sequence's end) is
+    padded to one frame and comes back at its own length (it raised before)."""
     x = np.random.default_rng(n).standard_normal(n).astype(np.float32) * 0.1
     out = augment.vtlp(x, 1.1)
     assert out.shape == (n,) and out.dtype == np.float32 and np.isfinite(out).all()
