@@ -115,3 +115,21 @@ def test_the_pool_does_not_depend_on_the_number_of_worker_processes(corpus, monk
     one = built(corpus)
     for a, b in zip(one.pool, two.pool):
         assert a.shape == b.shape and torch.allclose(a.float(), b.float(), atol=1e-5)
+
+
+def test_the_pool_is_made_on_the_cpu_in_workers_whatever_the_training_device(corpus,
+                                                                               monkeypatch):
+    """On a GPU the pool's batches are still made by forked CPU workers (a forked worker must
+    not touch CUDA): with the run's device set to one that holds no data ("meta"), the workers
+    make the same pool as on the CPU."""
+    monkeypatch.setenv("KWS_WORKERS", "2")
+    on_cpu = built(corpus)
+    (corpus.parent / "cache").rename(corpus.parent / "cache-cpu")
+    path = corpus / "tiny.toml"
+    elsewhere = Trainer(load_config(path), corpus / "run-meta", device="cpu")
+    elsewhere.device = "meta"  # as if training on a GPU: nothing of the pool may go there
+    assert elsewhere.processes == 2
+    elsewhere.prepare_data()
+    elsewhere.build_pool(progress=False)
+    for a, b in zip(on_cpu.pool, elsewhere.pool):
+        assert b.device.type == "cpu" and torch.allclose(a.float(), b.float(), atol=1e-5)

@@ -87,7 +87,7 @@ class StudentTrainer(Trainer):
         probabilities at each student step (zero where the teacher has none yet)."""
         seqs: list[Sequence] = [self.maker.make(rng)
                                 for _ in range(self.cfg.train.batch_size)]
-        columns = self.columns(seqs)
+        columns = self.columns(seqs, "cpu")  # made in the pool's worker processes
         waves = torch.from_numpy(np.stack([s.wave for s in seqs]))
         feats = crop_to_steps(features_torch(waves, self.teacher_cfg.frontend),
                               self.teacher.step_frames)

@@ -206,8 +206,8 @@ def add_hard_negatives(base: Trainer, model: KeywordModel, progress: bool) -> di
     seqs = mining.hard_sequences(moments, negatives, t.sequence_s, cfg.frontend.sample_rate,
                                  base.maker.finish, base.rng(779, 0))
     b = t.batch_size
-    rows = pool.draw(lambda j: base.columns(seqs[j * b:(j + 1) * b]), len(seqs), b, progress,
-                     "hard negatives: sequences", base.processes)
+    rows = pool.draw(lambda j: base.columns(seqs[j * b:(j + 1) * b], "cpu"), len(seqs), b,
+                     progress, "hard negatives: sequences", base.processes)
     base.pool = tuple(torch.cat(column) for column in zip(base.pool, rows))
     values = [m[0] for m in moments]
     log.info("hard negatives: %d moments of %.1f h of training negatives (decision values "

@@ -83,8 +83,9 @@ class Trainer:
         self.best: tuple[float, float] | None = None
         self.start_epoch = 0
         self.summary: dict | None = None  # set by prepare_data (or adopt)
-        # worker processes for the feature pool (one per core on a CPU; torchrun ranks: none)
-        self.processes = workers.count(self.device) if self.world == 1 else 1
+        # worker processes for CPU work (the feature pool, cached features): one per core, on a
+        # GPU too, since workers compute on the CPU and never touch CUDA; torchrun ranks: none
+        self.processes = workers.count() if self.world == 1 else 1
 
     @property
     def main(self) -> bool:
@@ -156,7 +157,7 @@ class Trainer:
         n_corpus, positive, partial = pool.pool_sizes(t.feature_pool, t.positive_share,
                                                       PARTIAL_KEYWORD_SHARE)
         own = self.sequence_maker(self.train_clips, positive, partial)
-        keyword_part = pool.draw(lambda j: self.draw(self.rng(777, j), own.make),
+        keyword_part = pool.draw(lambda j: self.draw(self.rng(777, j), own.make, "cpu"),
                                  t.feature_pool - n_corpus, t.batch_size, progress,
                                  "feature pool: keyword sequences", self.processes)
         corpus = corpora.from_corpora(cfg, self.train_clips)
@@ -164,7 +165,7 @@ class Trainer:
         key = pool.corpus_key(cfg, [p for p, _ in corpus.negatives], corpora.noise_paths(cfg),
                               n_corpus, (self.pool_seed, t.seed), self.rank)
         corpus_part = pool.corpus_part(key, lambda j: self.draw(self.rng(778, j),
-                                                                maker.make_negative),
+                                                                maker.make_negative, "cpu"),
                                        n_corpus, t.batch_size, progress, self.processes)
         self.pool = tuple(torch.cat(column) for column in zip(corpus_part, keyword_part))
         log.info("feature pool: %d sequences, %.0f MB", len(self.pool[0]),
@@ -175,22 +176,28 @@ class Trainer:
         a batch is the same whichever worker process makes it."""
         return np.random.default_rng([self.pool_seed, stream, self.rank, batch])
 
-    def draw(self, rng: np.random.Generator, make=None) -> tuple[torch.Tensor, ...]:
+    def draw(self, rng: np.random.Generator, make=None,
+             device: str | None = None) -> tuple[torch.Tensor, ...]:
         """Features of ``batch_size`` fresh sequences (from ``make``, default the run's
-        :meth:`SequenceMaker.make`), labels and keyword bounds in steps."""
+        :meth:`SequenceMaker.make`), labels and keyword bounds in steps, on ``device`` (default
+        the run's)."""
         make = make or self.maker.make
-        return self.columns([make(rng) for _ in range(self.cfg.train.batch_size)])
+        return self.columns([make(rng) for _ in range(self.cfg.train.batch_size)], device)
 
-    def columns(self, seqs: list[Sequence]) -> tuple[torch.Tensor, ...]:
-        """Features ``(B, T, n_mels)`` of ``seqs``, their labels and keyword bounds in steps."""
-        waves = torch.from_numpy(np.stack([s.wave for s in seqs])).to(self.device)
+    def columns(self, seqs: list[Sequence],
+                device: str | None = None) -> tuple[torch.Tensor, ...]:
+        """Features ``(B, T, n_mels)`` of ``seqs``, their labels and keyword bounds in steps, on
+        ``device`` (default the run's; the pool's worker processes pass "cpu": a forked worker
+        must not touch CUDA)."""
+        device = device or self.device
+        waves = torch.from_numpy(np.stack([s.wave for s in seqs])).to(device)
         feats = crop_to_steps(features_torch(waves, self.cfg.frontend), self.module.step_frames)
-        labels = torch.tensor([s.label for s in seqs], device=self.device)
+        labels = torch.tensor([s.label for s in seqs], device=device)
         # a step reads `lag` seconds of audio before its own span (0 for log-mel, 0.7 s for the
         # speech embedding): a time t maps to the first step whose audio ends after t
         lag = max(0.0, self.timing.window_s - self.step_s)
         start, end = (torch.tensor([max(0, int((t - lag) / self.step_s)) for t in times],
-                                   device=self.device)
+                                   device=device)
                       for times in ([s.start_s for s in seqs], [s.end_s for s in seqs]))
         return feats, labels, start, end
 

@@ -7,8 +7,9 @@ thread, so one process per core, each on one thread, is faster than one process 
 
 The processes are forked: they start with the parent's memory (loaded audio, the pool, the
 validation features) without copying or pickling it, and only results travel back. Where fork
-is not available (Windows), on a GPU (CUDA does not survive a fork), or with ``KWS_WORKERS=1``,
-the pieces run one after another in this process. Results do not depend on the worker count
+is not available (Windows) or with ``KWS_WORKERS=1``, the pieces run one after another in this
+process; so do the members trained on a GPU (CUDA does not survive a fork), while the pool's
+batches, CPU work that never touches CUDA, are still forked there. Results do not depend on the worker count
 beyond float rounding: every piece draws from seeds of its own.
 """
 
@@ -23,8 +24,8 @@ _TASK: Callable | None = None  # what forked workers call (inherited, never pick
 
 
 def count(device: str | None = "cpu") -> int:
-    """Worker processes to use: ``$KWS_WORKERS`` if set, else one per usable core; 1 on a GPU
-    or where processes cannot be forked.
+    """Worker processes for work on ``device``: ``$KWS_WORKERS`` if set, else one per usable
+    core; 1 for work on a GPU or where processes cannot be forked.
 
     Raises ValueError when ``$KWS_WORKERS`` is not a positive whole number."""
     raw = os.environ.get("KWS_WORKERS", "")
