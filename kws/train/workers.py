@@ -9,8 +9,8 @@ The processes are forked: they start with the parent's memory (loaded audio, the
 validation features) without copying or pickling it, and only results travel back. Where fork
 is not available (Windows) or with ``KWS_WORKERS=1``, the pieces run one after another in this
 process; so do the members trained on a GPU (CUDA does not survive a fork), while the pool's
-batches, CPU work that never touches CUDA, are still forked there. Results do not depend on the worker count
-beyond float rounding: every piece draws from seeds of its own.
+batches, CPU work that never touches CUDA, are still forked there. Results do not depend on
+the worker count beyond float rounding: every piece draws from seeds of its own.
 """
 
 from __future__ import annotations
