@@ -1,0 +1,150 @@
+"""Phrase -> exported model, timed on a machine that has neither the corpora nor the TTS engines
+(a lent GPU machine, which takes 64 MiB per call): the same training and export, on stand-in
+audio of the same files.
+
+    python benchmarks/stand_in.py list computer --runs runs/zs63 -o runs/computer-files.json.gz
+    python benchmarks/stand_in.py time runs/computer-files.json.gz --root /tmp/stand-in \\
+        --out runs/stand-in
+
+``list`` (where the data are) retargets the config to the phrase as benchmarks/zero_shot.py
+does (its renderings must already be in ``<runs>/<name>/synth`` and ``$KWS_CACHE/synth``; if
+they are not, they are rendered first), and writes that config and every audio file its
+training reads: path, frames, sample rate, channels, container and encoding. ``time`` (on the
+other machine) writes noise of those lengths, rates, channels and encodings at the same paths
+below ``--root`` (worker processes, one per core), then times ``kws train`` and ``kws export`` of
+that config into ``--out``, and writes ``<out>/time.json``. What the audio says does not change
+the work (decoding, augmentation, embedding, training, calibration), so these are the phrase's
+minutes without the rendering, which needs the TTS engines (zero_shot.py times it with them).
+The cached room impulse responses travel with ``$KWS_CACHE`` (pyroomacoustics is not needed);
+the feature pool is computed, as on a first phrase.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import logging
+import multiprocessing
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+from kws.core.config import Config, config_from_dict, load_config, to_dict
+from kws.data import corpora
+
+log = logging.getLogger("stand_in")
+
+
+def listing(cfg: Config) -> dict:
+    """``cfg`` and every audio file its training reads: ``[path, frames, rate, channels,
+    container, encoding]``."""
+    paths = sorted({u.path.resolve() for u in corpora.collect(cfg)}
+                   | {p.resolve() for p in corpora.noise_paths(cfg)})
+    files = []
+    for p in paths:
+        info = soundfile.info(str(p))
+        files.append([str(p), info.frames, info.samplerate, info.channels, info.format,
+                      info.subtype])
+    return {"config": to_dict(cfg), "config_root": str(cfg.root.resolve()), "files": files}
+
+
+def below(root: Path, value):
+    """``value`` with every absolute path in it moved below ``root`` (lists and tables too)."""
+    if isinstance(value, str) and value.startswith("/"):
+        return str(root / value.lstrip("/"))
+    if isinstance(value, list | tuple):
+        return [below(root, v) for v in value]
+    if isinstance(value, dict):
+        return {k: below(root, v) for k, v in value.items()}
+    return value
+
+
+def write_one(job: tuple[int, str, int, int, int, str, str]) -> None:
+    """Noise (an amplitude that changes every 0.2 s, as speech does) in one file's shape."""
+    index, path, frames, rate, channels, container, encoding = job
+    rng = np.random.default_rng(index)
+    envelope = np.repeat(rng.uniform(0.01, 0.3, frames // (rate // 5) + 1), rate // 5)[:frames]
+    wave = (rng.standard_normal((frames, channels)) * envelope[:, None]).astype(np.float32)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    soundfile.write(path, wave if channels > 1 else wave[:, 0], rate, format=container,
+                    subtype=encoding)
+
+
+def stand_in(listed: dict, root: Path, processes: int | None = None) -> Config:
+    """Write every listed file below ``root``; return the config that reads them."""
+    jobs = [(i, str(root / path.lstrip("/")), *rest)
+            for i, (path, *rest) in enumerate(listed["files"])]
+    with multiprocessing.get_context("fork").Pool(processes or os.cpu_count()) as pool:
+        for _ in pool.imap_unordered(write_one, jobs, chunksize=8):
+            pass
+    raw = below(root, listed["config"])
+    return config_from_dict(raw, root=Path(below(root, listed["config_root"])))
+
+
+def timed(cfg: Config, out: Path) -> dict:
+    """Train and export ``cfg`` into ``out/run`` and ``out/model``; the seconds of each."""
+    from kws.export.exporter import export_model
+
+    from kws.train.run import train
+
+    begun = time.time()
+    metrics = train(cfg, out / "run", progress=False)
+    trained = time.time()
+    export_model(out / "run", out / "model")
+    exported = time.time()
+    return {"train_s": trained - begun, "export_s": exported - trained,
+            "minutes": (exported - begun) / 60, "device": metrics.get("device")}
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    lister = sub.add_parser("list", help="write the phrase's config and audio files")
+    lister.add_argument("phrase")
+    lister.add_argument("--runs", type=Path, required=True,
+                        help="a zero_shot.py runs folder with the phrase's renderings")
+    lister.add_argument("--config", type=Path, default=Path("configs/synthetic.toml"))
+    lister.add_argument("--data", type=Path, default=Path("../shared/data"))
+    lister.add_argument("-o", "--output", type=Path, required=True)
+    timer = sub.add_parser("time", help="write the stand-ins, then train and export")
+    timer.add_argument("listing", type=Path)
+    timer.add_argument("--root", type=Path, required=True)
+    timer.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    if args.command == "list":
+        sys.path.insert(0, str(Path(__file__).parent))
+        from zero_shot import PHRASES, without
+
+        from kws.synth.synthesize import keyword_name, synthetic_config
+
+        every = [args.data / f for folders in PHRASES.values() for f in folders]
+        cfg = without(load_config(args.config), every)
+        cfg = synthetic_config(cfg, args.phrase, args.runs / keyword_name(args.phrase) / "synth",
+                               1500, cfg.data.seed)
+        listed = listing(cfg)
+        args.output.write_bytes(gzip.compress(json.dumps(listed).encode()))
+        seconds = sum(f[1] / f[2] for f in listed["files"])
+        log.info("%d files, %.1f h of audio -> %s", len(listed["files"]), seconds / 3600,
+                 args.output)
+        return
+    listed = json.loads(gzip.decompress(args.listing.read_bytes()))
+    begun = time.time()
+    cfg = stand_in(listed, args.root.resolve())
+    made = time.time() - begun
+    log.info("%d stand-in files in %.0f s", len(listed["files"]), made)
+    result = {"stand_in_s": made, "files": len(listed["files"]), "cpus": os.cpu_count(),
+              **timed(cfg, args.out)}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "time.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""benchmarks/stand_in.py: stand-in audio of the same files, lengths, rates and encodings, read
+by the same config with the same splits, then trained and exported."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+torch = pytest.importorskip("torch", reason="training needs the train extra")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from stand_in import listing, stand_in, timed  # noqa: E402
+
+from kws.core.config import load_config  # noqa: E402
+from kws.data import corpora  # noqa: E402
+from tests.synthetic import make_corpus, write_config  # noqa: E402
+
+
+def test_stand_ins_match_the_files_and_splits_and_train(tmp_path, monkeypatch):
+    monkeypatch.setenv("KWS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("KWS_WORKERS", "1")
+    corpus = make_corpus(tmp_path / "corpus", clips=20)
+    rng = np.random.default_rng(0)
+    music = (0.1 * rng.standard_normal((44100 * 3, 2))).astype(np.float32)
+    soundfile.write(corpus / "negatives" / "music.ogg", music, 44100, format="OGG",
+                    subtype="VORBIS")
+    talk = corpus / "negatives" / "SPEAKER0001" / "000010011.ogg"
+    talk.parent.mkdir()
+    soundfile.write(talk, 0.1 * rng.standard_normal(16000 * 2), 16000, format="OGG",
+                    subtype="OPUS")
+    cfg = load_config(write_config(corpus, epochs=1))
+    listed = listing(cfg)
+    assert any(f[4:] == ["OGG", "OPUS"] for f in listed["files"])
+
+    root = tmp_path / "elsewhere"
+    moved = stand_in(listed, root, processes=2)
+    for path, frames, rate, channels, container, encoding in listed["files"]:
+        info = soundfile.info(str(root / path.lstrip("/")))
+        assert (info.frames, info.samplerate, info.channels, info.format, info.subtype) == (
+            frames, rate, channels, container, encoding)
+    assert corpora.split_table(corpora.collect(moved)) == corpora.split_table(
+        corpora.collect(cfg))
+    assert all(str(u.path).startswith(str(root)) for u in corpora.collect(moved))
+
+    result = timed(moved, tmp_path / "out")  # on a GPU where there is one
+    assert (tmp_path / "out" / "model" / "model.int8.onnx").is_file()
+    assert result["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert result["train_s"] > 0 and result["export_s"] > 0
