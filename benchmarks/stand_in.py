@@ -29,6 +29,7 @@ import multiprocessing
 import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,7 @@ from kws.core.config import Config, config_from_dict, load_config, to_dict
 from kws.data import corpora
 
 log = logging.getLogger("stand_in")
+BLOCK = 16384  # frames per write: libsndfile 1.2.2 crashed writing a minute of Vorbis at once
 
 
 def listing(cfg: Config) -> dict:
@@ -65,23 +67,29 @@ def below(root: Path, value):
 
 
 def write_one(job: tuple[int, str, int, int, int, str, str]) -> None:
-    """Noise (an amplitude that changes every 0.2 s, as speech does) in one file's shape."""
+    """Noise (an amplitude that changes every 0.2 s, as speech does) in one file's shape,
+    written in blocks of ``BLOCK`` frames."""
     index, path, frames, rate, channels, container, encoding = job
     rng = np.random.default_rng(index)
     envelope = np.repeat(rng.uniform(0.01, 0.3, frames // (rate // 5) + 1), rate // 5)[:frames]
     wave = (rng.standard_normal((frames, channels)) * envelope[:, None]).astype(np.float32)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    soundfile.write(path, wave if channels > 1 else wave[:, 0], rate, format=container,
-                    subtype=encoding)
+    with soundfile.SoundFile(path, "w", rate, channels, format=container,
+                             subtype=encoding) as out:
+        for start in range(0, frames, BLOCK):
+            out.write(wave[start:start + BLOCK])
 
 
 def stand_in(listed: dict, root: Path, processes: int | None = None) -> Config:
-    """Write every listed file below ``root``; return the config that reads them."""
+    """Write every listed file below ``root`` (a worker that dies raises here rather than
+    leaving the others waiting); return the config that reads them."""
     jobs = [(i, str(root / path.lstrip("/")), *rest)
             for i, (path, *rest) in enumerate(listed["files"])]
-    with multiprocessing.get_context("fork").Pool(processes or os.cpu_count()) as pool:
-        for _ in pool.imap_unordered(write_one, jobs, chunksize=8):
-            pass
+    with ProcessPoolExecutor(processes or os.cpu_count(),
+                             mp_context=multiprocessing.get_context("fork")) as pool:
+        for done, _ in enumerate(pool.map(write_one, jobs, chunksize=8), 1):
+            if done % 2000 == 0:
+                log.info("stand-in audio: %d/%d files", done, len(jobs))
     raw = below(root, listed["config"])
     return config_from_dict(raw, root=Path(below(root, listed["config_root"])))
 
