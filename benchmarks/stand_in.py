@@ -16,7 +16,9 @@ that config into ``--out``, and writes ``<out>/time.json``. What the audio says 
 the work (decoding, augmentation, embedding, training, calibration), so these are the phrase's
 minutes without the rendering, which needs the TTS engines (zero_shot.py times it with them).
 The cached room impulse responses travel with ``$KWS_CACHE`` (pyroomacoustics is not needed);
-the feature pool is computed, as on a first phrase.
+the feature pool is computed, as on a first phrase. Where kws cannot be installed, run it from a
+copy laid out as installed (``kws/``, with ``export/`` as ``kws/export`` and
+``firmware_bridge/`` as ``kws/firmware``) on ``PYTHONPATH``.
 """
 
 from __future__ import annotations
