@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from kws.core.config import Config, config_from_dict, load_config, to_dict
+from kws.core.config import Config, config_from_dict, to_dict
 from kws.data import corpora
 
 log = logging.getLogger("stand_in")
@@ -130,14 +130,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "list":
         sys.path.insert(0, str(Path(__file__).parent))
-        from zero_shot import PHRASES, without
+        from zero_shot import retargeted, training_config
 
-        from kws.synth.synthesize import keyword_name, synthetic_config
+        from kws.synth.synthesize import keyword_name
 
-        every = [args.data / f for folders in PHRASES.values() for f in folders]
-        cfg = without(load_config(args.config), every)
-        cfg = synthetic_config(cfg, args.phrase, args.runs / keyword_name(args.phrase) / "synth",
-                               1500, cfg.data.seed)
+        cfg = retargeted(training_config(args.config, args.data), args.phrase,
+                         args.runs / keyword_name(args.phrase))
         listed = listing(cfg)
         args.output.write_bytes(gzip.compress(json.dumps(listed).encode()))
         seconds = sum(f[1] / f[2] for f in listed["files"])

@@ -61,6 +61,7 @@ PHRASES = {
     "hey chatterbox": ("precise-community/heychatterbox",),
 }
 TUNING = ("computer", "jarvis")  # the two phrases settings may be chosen on
+RENDERINGS = 1500  # of the phrase, and as many confusables, that its model trains on
 CONFUSABLE_SEED = 1000  # training renders with [data] seed (0): these are other renderings
 
 
@@ -68,6 +69,19 @@ def without(cfg: Config, folders: list[Path]) -> Config:
     """``cfg`` with every negative folder that is, or lies inside, one of ``folders`` removed."""
     kept = tuple(d for d in cfg.data.negative_dirs if not corpora.inside(cfg.resolve(d), folders))
     return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, negative_dirs=kept))
+
+
+def training_config(config: Path, data: Path) -> Config:
+    """``config`` with no phrase's real recordings (below ``data``) among its negatives: every
+    phrase trains on the same negatives, so their cached features (kws.train.pool) serve them
+    all."""
+    every = [data / f for folders in PHRASES.values() for f in folders]
+    return without(load_config(config), every)
+
+
+def retargeted(cfg: Config, phrase: str, run: Path) -> Config:
+    """``cfg`` retargeted to ``phrase``, its renderings in ``run/synth`` (made unless there)."""
+    return synthetic_config(cfg, phrase, run / "synth", RENDERINGS, cfg.data.seed)
 
 
 def auxiliary_folders(cfg: Config, phrase: str) -> list[Path]:
@@ -97,7 +111,7 @@ def train_phrase(cfg: Config, phrase: str, run: Path, model: Path) -> float:
     from kws.train.run import train
 
     begun = time.time()
-    cfg = synthetic_config(cfg, phrase, run / "synth", 1500, cfg.data.seed)
+    cfg = retargeted(cfg, phrase, run)
     train(cfg, run, progress=sys.stderr.isatty())
     export_model(run, model)
     return (time.time() - begun) / 60
@@ -215,16 +229,13 @@ def main() -> None:
                              "this config (kws distill) and score the student")
     args = parser.parse_args()
     negatives_cfg = load_config(args.negatives_config)
-    # no phrase's recordings are training negatives of any phrase: every phrase trains on the
-    # same negatives, so their cached features (kws.train.pool) serve them all
-    every = [args.data / f for folders in PHRASES.values() for f in folders]
     table = args.runs / "zero_shot.json"
     args.runs.mkdir(parents=True, exist_ok=True)
     for phrase in args.phrases:
         name = keyword_name(phrase)
         own = [args.data / f for f in PHRASES[phrase]]
         run, model = args.runs / name, args.runs / f"{name}-model"
-        cfg = without(load_config(args.config), every)
+        cfg = training_config(args.config, args.data)
         excluded = own + auxiliary_folders(cfg, phrase)
         check_disjoint(cfg, negatives_cfg, excluded)
         minutes = None
