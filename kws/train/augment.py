@@ -90,9 +90,9 @@ def vtlp(wave: np.ndarray, alpha: float, sample_rate: int = 16000) -> np.ndarray
 
     if alpha == 1.0:
         return np.asarray(wave, dtype=np.float32)
-    n = len(wave)  # a clip shorter than one STFT frame is padded to one
-    _, _, spec = stft(np.pad(wave, (0, max(0, 512 - n))), fs=sample_rate, nperseg=512,
-                      noverlap=384)
+    n, frame = len(wave), 512  # a clip shorter than one STFT frame is padded to one
+    _, _, spec = stft(np.pad(wave, (0, max(0, frame - n))), fs=sample_rate, nperseg=frame,
+                      noverlap=frame * 3 // 4)
     top = spec.shape[0] - 1
     bins = np.arange(spec.shape[0], dtype=float)
     edge = 0.6 * top
@@ -102,7 +102,7 @@ def vtlp(wave: np.ndarray, alpha: float, sample_rate: int = 16000) -> np.ndarray
     low = np.floor(source).astype(int)
     frac = (source - low)[:, None]
     warped = spec[low] * (1 - frac) + spec[np.minimum(low + 1, top)] * frac
-    _, out = istft(warped, fs=sample_rate, nperseg=512, noverlap=384)
+    _, out = istft(warped, fs=sample_rate, nperseg=frame, noverlap=frame * 3 // 4)
     return out[:n].astype(np.float32)
 
 
