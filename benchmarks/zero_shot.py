@@ -229,13 +229,13 @@ def main() -> None:
                              "this config (kws distill) and score the student")
     args = parser.parse_args()
     negatives_cfg = load_config(args.negatives_config)
+    cfg = training_config(args.config, args.data)  # the same for every phrase
     table = args.runs / "zero_shot.json"
     args.runs.mkdir(parents=True, exist_ok=True)
     for phrase in args.phrases:
         name = keyword_name(phrase)
         own = [args.data / f for f in PHRASES[phrase]]
         run, model = args.runs / name, args.runs / f"{name}-model"
-        cfg = training_config(args.config, args.data)
         excluded = own + auxiliary_folders(cfg, phrase)
         check_disjoint(cfg, negatives_cfg, excluded)
         minutes = None
