@@ -46,7 +46,7 @@ from kws.eval.harness import EvalOptions, run_eval
 from kws.eval.report import percent
 from kws.runtime import OnnxModel
 from kws.synth.phonemes import SENTENCES, sentences_with
-from kws.synth.synthesize import keyword_name, speak, synthesize, synthetic_config
+from kws.synth.synthesize import keyword_name, rendered, speak, synthesize, synthetic_config
 
 log = logging.getLogger("zero_shot")
 
@@ -82,6 +82,11 @@ def training_config(config: Path, data: Path) -> Config:
 def retargeted(cfg: Config, phrase: str, run: Path) -> Config:
     """``cfg`` retargeted to ``phrase``, its renderings in ``run/synth`` (made unless there)."""
     return synthetic_config(cfg, phrase, run / "synth", RENDERINGS, cfg.data.seed)
+
+
+def render_phrase(cfg: Config, phrase: str, run: Path) -> None:
+    """Make the phrase's renderings that :func:`retargeted` trains on, unless already there."""
+    rendered(phrase, run / "synth", RENDERINGS, cfg.data.seed)
 
 
 def auxiliary_folders(cfg: Config, phrase: str) -> list[Path]:

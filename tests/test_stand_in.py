@@ -1,6 +1,7 @@
 """benchmarks/stand_in.py: stand-in audio of the same files, lengths, rates and encodings, read
 by the same config with the same splits, then trained and exported."""
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -11,10 +12,12 @@ import soundfile
 torch = pytest.importorskip("torch", reason="training needs the train extra")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from stand_in import listing, stand_in, timed  # noqa: E402
+import zero_shot  # noqa: E402
+from stand_in import listing, phrase_listing, rendered_config, stand_in, timed  # noqa: E402
 
-from kws.core.config import load_config  # noqa: E402
+from kws.core.config import config_from_dict, load_config  # noqa: E402
 from kws.data import corpora  # noqa: E402
+from kws.synth import tts  # noqa: E402
 from tests.synthetic import make_corpus, write_config  # noqa: E402
 
 
@@ -51,3 +54,29 @@ def test_stand_ins_match_the_files_and_splits_and_train(tmp_path, monkeypatch):
     assert (tmp_path / "out" / "model" / "model.int8.onnx").is_file()
     assert result["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
     assert result["train_s"] > 0 and result["export_s"] > 0
+
+
+@pytest.mark.skipif(not shutil.which("espeak-ng"), reason="needs espeak-ng (apt-get install "
+                    "espeak-ng)")
+def test_with_render_the_renderings_are_made_there_as_here(tmp_path, monkeypatch):
+    monkeypatch.setenv("KWS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(zero_shot, "RENDERINGS", 6)
+    monkeypatch.setattr(tts, "available", lambda: ["espeak-ng"])
+    corpus = make_corpus(tmp_path / "corpus", clips=8)
+    run = tmp_path / "runs" / "hey_there"
+    listed = phrase_listing(load_config(write_config(corpus, epochs=1)), "hey there", run)
+    here = config_from_dict(listed["config"], root=Path(listed["config_root"]))
+    made_here = sorted(p.name for p in (run / "synth" / "positive").iterdir())
+    assert len(made_here) >= 4
+
+    root = tmp_path / "elsewhere"
+    stand_in(listed, root, processes=2, rendering=True)
+    there_run = root / str(run).lstrip("/")
+    assert not (there_run / "synth").exists()  # renderings are not stood in
+    assert (root / str(corpus).lstrip("/") / "negatives").is_dir()  # the rest is
+    cfg, seconds = rendered_config(listed, root)
+    assert sorted(p.name for p in (there_run / "synth" / "positive").iterdir()) == made_here
+    assert cfg.data.keyword_dirs["hey_there"] == (str(there_run / "synth" / "positive"),)
+    assert corpora.split_table(corpora.collect(cfg)) == corpora.split_table(
+        corpora.collect(here))
+    assert seconds["phrase_render_s"] > 0 and seconds["auxiliary_render_s"] >= 0

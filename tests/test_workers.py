@@ -5,6 +5,7 @@ import os
 import signal
 
 import pytest
+import torch
 
 from kws.cli import exit_cleanly_on_sigterm, exit_on_sigterm
 from kws.train import workers
@@ -43,8 +44,10 @@ def test_an_error_in_a_worker_is_raised_here():
         workers.fork_map(failing, range(4), 2)
 
 
-def test_the_count_follows_kws_workers_and_is_one_on_a_gpu(monkeypatch):
+def test_the_count_follows_kws_workers_and_is_one_on_a_gpu_once_cuda_started(monkeypatch):
     monkeypatch.setenv("KWS_WORKERS", "3")
+    assert workers.count("cpu") == 3 and workers.count("cuda:0") == 3
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
     assert workers.count("cpu") == 3 and workers.count("cuda:0") == 1
     monkeypatch.delenv("KWS_WORKERS")
     assert workers.count() == len(os.sched_getaffinity(0))
@@ -71,3 +74,14 @@ def test_a_commands_forked_workers_keep_the_default_sigterm():
         assert workers.fork_map(sigterm_action, range(2), 2) == ["default", "default"]
     finally:
         signal.signal(signal.SIGTERM, saved)
+
+
+def test_the_default_device_is_found_without_starting_cuda(monkeypatch):
+    def starts_cuda():
+        raise AssertionError("torch.cuda.is_available() starts CUDA: forked members would fail")
+
+    monkeypatch.setattr(torch.cuda, "is_available", starts_cuda)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert workers.default_device() == "cuda"
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    assert workers.default_device() == "cpu"

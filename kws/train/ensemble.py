@@ -86,14 +86,17 @@ def train_members(cfg: Config, out: Path, resume: bool, progress: bool,
     t = cfg.train
     single = dataclasses.replace(t, members=1)
 
-    def member(i: int, folder: str = "member", **train) -> Trainer:
+    def member(i: int, folder: str = "member", on: str | None = device, **train) -> Trainer:
         trainer = Trainer(dataclasses.replace(cfg, train=dataclasses.replace(
-            single, seed=t.seed + i, **train)), out / f"{folder}-{i}", device)
+            single, seed=t.seed + i, **train)), out / f"{folder}-{i}", on)
         trainer.pool_seed = t.seed
         return trainer
 
-    base = member(0)  # loads what every member shares (Trainer.adopt)
+    # loads what every member shares (Trainer.adopt), on the CPU: it trains nothing, and on a
+    # GPU this process must not start CUDA before the members fork (kws.train.workers)
+    base = member(0, on="cpu")
     summary = base.prepare_data()
+    on = device or workers.default_device()  # the members' (found without starting CUDA)
 
     def ready() -> None:  # before members fork: what they share, made once
         if t.feature_pool and base.pool is None:
@@ -101,7 +104,7 @@ def train_members(cfg: Config, out: Path, resume: bool, progress: bool,
         if not base.val_features:
             base.featurize_validation(progress)
 
-    members = train_round(base, member, "member", t.members, resume, progress, ready)
+    members = train_round(base, member, "member", t.members, resume, progress, ready, on)
     result = {**summary, "members": members}
     models = [checkpoint.load_model(out / f"member-{i}", device or "cpu")[0]
               for i in range(t.members)]
@@ -119,7 +122,8 @@ def train_members(cfg: Config, out: Path, resume: bool, progress: bool,
 
         result["hard_negative_members"] = train_round(
             base, second, "hard", t.members, resume, progress,
-            lambda: (ready(), result.update(add_hard_negatives(base, first, progress))), init)
+            lambda: (ready(), result.update(add_hard_negatives(base, first, progress))), on,
+            init)
         models = [checkpoint.load_model(out / f"hard-{i}", device or "cpu")[0]
                   for i in range(t.members)]
     merged = merge(models, cfg.frontend)
@@ -138,11 +142,11 @@ def train_members(cfg: Config, out: Path, resume: bool, progress: bool,
 
 
 def train_round(base: Trainer, member, folder: str, n: int, resume: bool, progress: bool,
-                ready, init=None) -> list[dict]:
-    """Train the members ``member(i)`` (``i < n``, in ``<out>/<folder>-<i>``) in
-    worker processes, from ``init(i)``'s state dict when given; ``ready()`` runs first, and only
-    when a member is left to train (with ``resume``, one with ``metrics.json`` is kept).
-    Returns each member's metrics."""
+                ready, on: str, init=None) -> list[dict]:
+    """Train the members ``member(i)`` (``i < n``, in ``<out>/<folder>-<i>``, on device
+    ``on``) in worker processes, from ``init(i)``'s state dict when given; ``ready()`` runs
+    first, and only when a member is left to train (with ``resume``, one with ``metrics.json``
+    is kept). Returns each member's metrics."""
     from tqdm import tqdm
 
     out = base.out.parent
@@ -156,7 +160,7 @@ def train_round(base: Trainer, member, folder: str, n: int, resume: bool, progre
     if not todo:
         return [done[i] for i in range(n)]
     ready()
-    processes = workers.count(base.device)
+    processes = workers.count(on)
 
     def train_one(i: int) -> dict:
         trainer = member(i)

@@ -119,8 +119,8 @@ def torch_scorer(model: KeywordModel, cfg, device: str = "cpu", cache: dict | No
     """A :data:`kws.metrics.evaluate.Scorer` running the torch model over a whole recording at
     once (equal to streaming it: the model is causal and the state starts at zero); ``cfg`` is
     the run's :class:`kws.core.config.Config`. ``cache`` keeps each recording's features by
-    ``id(wave)``, for recordings that stay alive and are scored again (validation, every
-    epoch)."""
+    ``id(wave)`` (on any device: they are moved to ``device``), for recordings that stay alive
+    and are scored again (validation, every epoch)."""
     def score(wave: np.ndarray) -> np.ndarray:
         feats = None if cache is None else cache.get(id(wave))
         if feats is None:
@@ -128,7 +128,7 @@ def torch_scorer(model: KeywordModel, cfg, device: str = "cpu", cache: dict | No
                                    cfg.frontend)
             if cache is not None:
                 cache[id(wave)] = feats
-        feats = crop_to_steps(feats, model.step_frames)
+        feats = crop_to_steps(feats.to(device), model.step_frames)
         if feats.shape[1] == 0:  # shorter than one step (the speech embedding reads 0.78 s)
             return np.zeros((0, len(cfg.model.keywords)), dtype=np.float32)
         with torch.no_grad():

@@ -52,7 +52,7 @@ class Trainer:
         self.cfg, self.out = cfg, out_dir
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = device or workers.default_device()
         if self.world > 1:
             import torch.distributed as dist
 

@@ -8,9 +8,10 @@ thread, so one process per core, each on one thread, is faster than one process 
 The processes are forked: they start with the parent's memory (loaded audio, the pool, the
 validation features) without copying or pickling it, and only results travel back. Where fork
 is not available (Windows) or with ``KWS_WORKERS=1``, the pieces run one after another in this
-process; so do the members trained on a GPU (CUDA does not survive a fork), while the pool's
-batches, CPU work that never touches CUDA, are still forked there. Results do not depend on
-the worker count beyond float rounding: every piece draws from seeds of its own.
+process. On a GPU, members are forked too, each process starting CUDA for itself, as long as
+this process has not started CUDA (CUDA does not survive a fork): the run's device is found
+without starting it (:func:`default_device`), and what members share is made on the CPU. Results do
+not depend on the worker count beyond float rounding: every piece draws from seeds of its own.
 """
 
 from __future__ import annotations
@@ -23,9 +24,19 @@ T = TypeVar("T")
 _TASK: Callable | None = None  # what forked workers call (inherited, never pickled)
 
 
+def default_device() -> str:
+    """"cuda" when torch sees a CUDA GPU, else "cpu". Asked through NVML, which leaves CUDA
+    unstarted in this process (``torch.cuda.device_count``; ``is_available`` would start it), so
+    that worker processes forked later can start it themselves."""
+    import torch
+
+    return "cuda" if torch.cuda.device_count() > 0 else "cpu"
+
+
 def count(device: str | None = "cpu") -> int:
     """Worker processes for work on ``device``: ``$KWS_WORKERS`` if set, else one per usable
-    core; 1 for work on a GPU or where processes cannot be forked.
+    core; 1 where processes cannot be forked, and for work on a GPU once this process has
+    started CUDA.
 
     Raises ValueError when ``$KWS_WORKERS`` is not a positive whole number."""
     raw = os.environ.get("KWS_WORKERS", "")
@@ -36,9 +47,12 @@ def count(device: str | None = "cpu") -> int:
     else:
         wanted = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
             else os.cpu_count() or 1
-    if (device or "cpu").startswith("cuda") \
-            or "fork" not in multiprocessing.get_all_start_methods():
+    if "fork" not in multiprocessing.get_all_start_methods():
         return 1
+    if (device or "cpu").startswith("cuda"):
+        import torch
+
+        return 1 if torch.cuda.is_initialized() else wanted
     return wanted
 
 
