@@ -5,10 +5,11 @@ import os
 import signal
 
 import pytest
-import torch
 
 from kws.cli import exit_cleanly_on_sigterm, exit_on_sigterm
 from kws.train import workers
+
+torch = pytest.importorskip("torch", reason="training needs the train extra")
 
 
 def pid_of(i: int) -> tuple[int, int]:

@@ -86,7 +86,9 @@ def train_members(cfg: Config, out: Path, resume: bool, progress: bool,
     t = cfg.train
     single = dataclasses.replace(t, members=1)
 
-    def member(i: int, folder: str = "member", on: str | None = device, **train) -> Trainer:
+    on = device or workers.default_device()  # the members' (found without starting CUDA)
+
+    def member(i: int, folder: str = "member", on: str = on, **train) -> Trainer:
         trainer = Trainer(dataclasses.replace(cfg, train=dataclasses.replace(
             single, seed=t.seed + i, **train)), out / f"{folder}-{i}", on)
         trainer.pool_seed = t.seed
@@ -96,7 +98,6 @@ def train_members(cfg: Config, out: Path, resume: bool, progress: bool,
     # GPU this process must not start CUDA before the members fork (kws.train.workers)
     base = member(0, on="cpu")
     summary = base.prepare_data()
-    on = device or workers.default_device()  # the members' (found without starting CUDA)
 
     def ready() -> None:  # before members fork: what they share, made once
         if t.feature_pool and base.pool is None:
