@@ -177,3 +177,30 @@ def test_auxiliary_keywords_take_their_share_of_the_keyword_clips():
     assert labels == {0, 1, 2, 3}
     with pytest.raises(ValueError, match=r"no training clips for keyword\(s\) \['a3'\]"):
         SequenceMaker(clips, ("kw",), [], [], AugmentConfig(), 4.0, 0.5, SR, auxiliary=("a3",))
+
+
+def test_auxiliary_real_share_draws_real_recordings_that_often(tmp_path):
+    """[train] auxiliary_real_share: an auxiliary keyword's clip is one of its real recordings
+    (below the real roots) with that probability; absent, or for a keyword with no real
+    recordings, clips are drawn uniformly; a share outside 0..1 is refused by name."""
+    clip = maker("file").positives[0][0][0]
+    real, rendered = tmp_path / "real", tmp_path / "rendered"
+    a1 = [(real / f"{i}.wav", clip) for i in range(2)] + [(rendered / f"{i}.wav", clip)
+                                                          for i in range(8)]
+    clips = Clips({"kw": [(Path("kw.wav"), clip)], "a1": a1, "a2": a1[2:]},
+                  [(Path("n.wav"), np.ones(10 * SR, np.float32))], 0)
+
+    def real_share_drawn(share, keyword):
+        aux = SequenceMaker(clips, ("kw",), [], [], AugmentConfig(), 4.0, 0.5, SR, "file",
+                            auxiliary=("a1", "a2"), auxiliary_share=0.5, real_share=share,
+                            real_roots=(real,))
+        rng = np.random.default_rng(0)
+        picks = [aux.clip_index(keyword, rng) for _ in range(4000)]
+        assert min(picks) >= 0 and max(picks) < len(clips.positives[aux.keywords[keyword]])
+        return np.mean([aux.keywords[keyword] == "a1" and p < 2 for p in picks])
+
+    assert real_share_drawn(0.6, 1) == pytest.approx(0.6, abs=0.03)
+    assert real_share_drawn(None, 1) == pytest.approx(0.2, abs=0.03)
+    assert real_share_drawn(0.6, 2) == 0.0  # a2 has renderings only: drawn among them
+    with pytest.raises(ValueError, match=r"train.auxiliary_real_share.*1.5.*0..1, or absent"):
+        TrainConfig(auxiliary_real_share=1.5)

@@ -318,6 +318,9 @@ class TrainConfig:
         hard_negative_epochs: epochs of that second round.
         auxiliary_share: share of the keyword sequences whose keyword is one of
             ``model.auxiliary`` (drawn evenly among them); the rest are ``model.keywords``.
+        auxiliary_real_share: an auxiliary keyword's clip is one of its real recordings (those
+            below ``data.auxiliary_dirs``) with this probability, else one of its renderings;
+            absent: drawn uniformly over all its clips (real ones are then 4-24% of draws).
     """
 
     epochs: int = 30
@@ -338,10 +341,14 @@ class TrainConfig:
     hard_negatives: int = 0
     hard_negative_epochs: int = 4
     auxiliary_share: float = 0.5
+    auxiliary_real_share: float | None = None
 
     def __post_init__(self) -> None:
         check(0 <= self.auxiliary_share < 1, "train.auxiliary_share", self.auxiliary_share,
               "0 <= x < 1")
+        check(self.auxiliary_real_share is None or is_number(self.auxiliary_real_share)
+              and 0 <= self.auxiliary_real_share <= 1,
+              "train.auxiliary_real_share", self.auxiliary_real_share, "0..1, or absent")
         check(1 <= self.members <= 16, "train.members", self.members, "1..16")
         check(self.feature_pool == 0 or self.feature_pool >= self.batch_size, "train.feature_pool",
               self.feature_pool, f"0 (off) or >= batch_size ({self.batch_size})")

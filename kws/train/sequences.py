@@ -10,16 +10,19 @@ in :mod:`kws.train.loss` uses them.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from kws.core import mixing
 from kws.core.audio import speech_bounds
 from kws.core.config import AugmentConfig
-from kws.data.corpora import Clips
+from kws.data.corpora import Clips, inside
 from kws.train import augment
 
+log = logging.getLogger(__name__)
 PARTIAL_KEYWORD_SHARE = 0.15  # of negative sequences: the first half of a keyword clip
 SILENT_SHARE = 0.15  # of sequences: no background speech, only what noise mixing adds
 GAP_S = 0.1  # silence kept around a placed keyword (the clip itself carries 0.15 s margins)
@@ -49,9 +52,13 @@ class SequenceMaker:
                  positive_share: float, sample_rate: int = 16000,
                  negative_draw: str = "file",
                  partial_share: float = PARTIAL_KEYWORD_SHARE,
-                 auxiliary: tuple[str, ...] = (), auxiliary_share: float = 0.0) -> None:
+                 auxiliary: tuple[str, ...] = (), auxiliary_share: float = 0.0,
+                 real_share: float | None = None, real_roots: tuple[Path, ...] = ()) -> None:
         """``auxiliary`` keywords (labels after those of ``keywords``) are drawn for
-        ``auxiliary_share`` of the keyword clips, evenly among them."""
+        ``auxiliary_share`` of the keyword clips, evenly among them. An auxiliary keyword's clip
+        comes from its real recordings (the clips below ``real_roots``) with probability
+        ``real_share`` and from its other clips (renderings) otherwise; ``None`` draws
+        uniformly over all its clips."""
         keywords = tuple(keywords) + tuple(auxiliary)
         missing = [kw for kw in keywords if not clips.positives.get(kw)]
         if missing:
@@ -77,6 +84,15 @@ class SequenceMaker:
                 b = min(len(wave), int(end * sample_rate) + margin)
                 items.append((wave[a:b], start - a / sample_rate, end - a / sample_rate))
             self.positives.append(items)
+        self.real_share = real_share
+        # per auxiliary keyword: indices of its real clips, then of its renderings
+        self.real_split = [[[i for i, (p, _) in enumerate(clips.positives[kw])
+                             if inside(p, list(real_roots)) == real] for real in (True, False)]
+                           for kw in auxiliary] if real_share is not None else []
+        for kw, (real, rendered) in zip(auxiliary, self.real_split):
+            log.info("%s: %d real clips drawn %.0f%% of the time, %d renderings", kw, len(real),
+                     100 * real_share if real and rendered else 100 * len(real) / len(
+                         real + rendered), len(rendered))
 
     def background(self, rng: np.random.Generator) -> np.ndarray:
         """Negative speech segments at random levels with short gaps, ``(n,)``."""
@@ -107,7 +123,7 @@ class SequenceMaker:
             k = n + int(rng.integers(self.n_auxiliary))
         else:  # without auxiliary keywords nothing more is drawn than before they existed
             k = int(rng.integers(n))
-        clip, start, end = self.positives[k][int(rng.integers(len(self.positives[k])))]
+        clip, start, end = self.positives[k][self.clip_index(k, rng)]
         speed = rng.uniform(*self.aug.speed)
         clip = augment.change_speed(clip, speed)
         tempo = 1.0
@@ -119,6 +135,15 @@ class SequenceMaker:
             clip = augment.vtlp(clip, rng.uniform(*self.aug.vtlp), self.sr)
         clip = clip * np.float32(10 ** (rng.uniform(-30, -12) / 20) / mixing.rms(clip))
         return k, clip, start / factor, end / factor
+
+    def clip_index(self, k: int, rng: np.random.Generator) -> int:
+        """Which clip of keyword ``k`` to use: uniform, or real with ``real_share`` for an
+        auxiliary keyword that has both real clips and renderings."""
+        n = len(self.keywords) - self.n_auxiliary
+        if self.real_split and k >= n and all(self.real_split[k - n]):
+            group = self.real_split[k - n][0 if rng.random() < self.real_share else 1]
+            return group[int(rng.integers(len(group)))]
+        return int(rng.integers(len(self.positives[k])))
 
     def place(self, wave: np.ndarray, clip: np.ndarray, offset: int) -> None:
         """Silence the background around ``offset`` and add ``clip`` there (in place)."""

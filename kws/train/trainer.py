@@ -139,7 +139,9 @@ class Trainer:
         return SequenceMaker(clips, c.model.keywords, self.noise, self.rirs, c.augment,
                              c.train.sequence_s, positive_share, c.frontend.sample_rate,
                              c.train.negative_draw, partial_share, c.model.auxiliary,
-                             c.train.auxiliary_share)
+                             c.train.auxiliary_share, c.train.auxiliary_real_share,
+                             tuple(c.resolve(folder) for folders in c.data.auxiliary_dirs.values()
+                                   for folder in folders))
 
     def batch(self, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
         """Features ``(B, T, n_mels)`` plus labels and keyword bounds in steps: fresh sequences,
