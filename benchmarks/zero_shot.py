@@ -79,9 +79,10 @@ def training_config(config: Path, data: Path) -> Config:
     return without(load_config(config), every)
 
 
-def retargeted(cfg: Config, phrase: str, run: Path) -> Config:
-    """``cfg`` retargeted to ``phrase``, its renderings in ``run/synth`` (made unless there)."""
-    return synthetic_config(cfg, phrase, run / "synth", RENDERINGS, cfg.data.seed)
+def retargeted(cfg: Config, phrase: str, run: Path, count: int | None = None) -> Config:
+    """``cfg`` retargeted to ``phrase``, its ``count`` (default :data:`RENDERINGS`) renderings
+    and as many confusables in ``run/synth`` (made unless there)."""
+    return synthetic_config(cfg, phrase, run / "synth", count or RENDERINGS, cfg.data.seed)
 
 
 def render_phrase(cfg: Config, phrase: str, run: Path) -> None:
@@ -109,14 +110,15 @@ def check_disjoint(train_cfg: Config, negatives_cfg: Config, excluded: list[Path
                          "negative test share in the negatives config at least the training's")
 
 
-def train_phrase(cfg: Config, phrase: str, run: Path, model: Path) -> float:
-    """Synthesise, train and export; returns the minutes it took."""
+def train_phrase(cfg: Config, phrase: str, run: Path, model: Path,
+                 count: int | None = None) -> float:
+    """Synthesise ``count`` renderings, train and export; returns the minutes it took."""
     from kws.export.exporter import export_model
 
     from kws.train.run import train
 
     begun = time.time()
-    cfg = retargeted(cfg, phrase, run)
+    cfg = retargeted(cfg, phrase, run, count)
     train(cfg, run, progress=sys.stderr.isatty())
     export_model(run, model)
     return (time.time() - begun) / 60
@@ -229,6 +231,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--confusables", type=int, default=200,
                         help="fresh confusable renderings per phrase (default 200)")
+    parser.add_argument("--renderings", type=int, default=RENDERINGS, metavar="N",
+                        help=f"renderings of the phrase, and as many confusables, that its "
+                             f"model trains on (default {RENDERINGS})")
     parser.add_argument("--student", type=Path, metavar="TOML",
                         help="instead: distil each phrase's model into a log-mel student of "
                              "this config (kws distill) and score the student")
@@ -247,7 +252,7 @@ def main() -> None:
         if not (model / "model.json").is_file():
             if not args.train:
                 raise SystemExit(f"no model at {model}: run with --train")
-            minutes = train_phrase(cfg, phrase, run, model)
+            minutes = train_phrase(cfg, phrase, run, model, args.renderings)
         if args.student:
             figures = {"student": student_figures(phrase, run, args.runs / f"{name}-student",
                                                   load_config(args.student), own, excluded,

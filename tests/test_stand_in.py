@@ -80,3 +80,21 @@ def test_with_render_the_renderings_are_made_there_as_here(tmp_path, monkeypatch
     assert corpora.split_table(corpora.collect(cfg)) == corpora.split_table(
         corpora.collect(here))
     assert seconds["phrase_render_s"] > 0 and seconds["auxiliary_render_s"] >= 0
+
+
+@pytest.mark.skipif(not shutil.which("espeak-ng"), reason="needs espeak-ng (apt-get install "
+                    "espeak-ng)")
+def test_zero_shot_trains_on_as_many_renderings_as_asked(tmp_path, monkeypatch):
+    """benchmarks/zero_shot.py --renderings N: the phrase's model trains on N renderings and N
+    confusables; without it, on RENDERINGS of each."""
+    monkeypatch.setenv("KWS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(zero_shot, "RENDERINGS", 2)
+    monkeypatch.setattr(tts, "available", lambda: ["espeak-ng"])
+    cfg = load_config(write_config(make_corpus(tmp_path / "corpus", clips=8), epochs=1))
+    for count, made in ((None, 2), (3, 3)):
+        run = tmp_path / f"run-{count}"
+        retargeted = zero_shot.retargeted(cfg, "hey there", run, count)
+        synth = run / "synth"
+        assert len(list((synth / "positive").iterdir())) == made
+        assert len(list((synth / "confusable").iterdir())) == made
+        assert retargeted.data.keyword_dirs["hey_there"] == (str((synth / "positive").resolve()),)
