@@ -320,7 +320,7 @@ class TrainConfig:
             ``model.auxiliary`` (drawn evenly among them); the rest are ``model.keywords``.
         auxiliary_real_share: an auxiliary keyword's clip is one of its real recordings (those
             below ``data.auxiliary_dirs``) with this probability, else one of its renderings;
-            absent: drawn uniformly over all its clips (real ones are then 4-24% of draws).
+            absent: drawn uniformly over all its clips (real ones are then 4-25% of draws).
     """
 
     epochs: int = 30
