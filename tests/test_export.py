@@ -353,7 +353,8 @@ def test_an_exported_model_can_be_rebuilt_for_training(tiny_export):
     """state_dict_from_export inverts the export (normalization folded): the rebuilt torch model
     scores like the float ONNX graph, so kws finetune can start from an export."""
     torch = pytest.importorskip("torch")
-    from kws.core.config import ModelConfig, build
+    from kws.core.checks import build
+    from kws.core.config import ModelConfig
     from kws.export.graph import state_dict_from_export
     from kws.runtime import OnnxModel
     from kws.train.model import KeywordModel

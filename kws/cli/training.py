@@ -62,7 +62,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     """kws finetune MODEL --negatives DIR -o OUT: fine-tune, export, compare."""
     import dataclasses
 
-    from kws.core.config import build, load_config
+    from kws.core.checks import build
+    from kws.core.config import load_config
     from kws.core.contract import MANIFEST, load_manifest
     from kws.core.extras import require
 

@@ -7,8 +7,10 @@ non-finite number (``lr = inf``, a NaN threshold) is refused with the key named,
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Any
+import typing
+from typing import Any, Mapping
 
 
 class ConfigError(ValueError):
@@ -54,3 +56,27 @@ def check_keyword_name(name: Any, key: str) -> None:
           and not any(c in name for c in "/\\") and name[0] not in ".-")
     check(ok, key, name, 'names of 1-64 printable characters without "/" or "\\", not '
           'starting with "." or "-"')
+
+
+def build(cls: type, values: Mapping[str, Any], section: str) -> Any:
+    """Construct dataclass ``cls`` from ``values``, rejecting unknown keys by name and values
+    of the wrong kind by their field's type: an ``int`` field takes integers only (not 1.5, not
+    true), a ``float`` field finite numbers only (not inf or nan), a ``str`` field strings."""
+    check(isinstance(values, Mapping), f"[{section}]", values, "a table of key = value")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"unknown key(s) {unknown} in [{section}]; allowed: {sorted(names)}")
+    hints = typing.get_type_hints(cls)
+    for name, value in values.items():
+        key = f"{section}.{name}"
+        if hints[name] is int:
+            check(is_int(value), key, value, "an integer")
+        elif hints[name] is float:
+            check(is_number(value), key, value, "a finite number")
+        elif hints[name] is str:
+            check(isinstance(value, str), key, value, "a string")
+    try:
+        return cls(**values)
+    except TypeError as e:
+        raise ConfigError(f"bad value in [{section}]: {e}") from e

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from kws.core.checks import ConfigError, check, check_keyword_name, is_int, is_number
+from kws.core.checks import ConfigError, build, check, check_keyword_name, is_number
 from kws.core.corpus_paths import CORPUS_PREFIX, data_root, resolve_corpus
 from kws.core.decision import DecisionRule
 
@@ -397,30 +396,6 @@ class Config:
 
 _SECTIONS = {"frontend": FrontendConfig, "model": ModelConfig, "data": DataConfig,
              "augment": AugmentConfig, "train": TrainConfig, "decision": DecisionRule}
-
-
-def build(cls: type, values: Mapping[str, Any], section: str) -> Any:
-    """Construct dataclass ``cls`` from ``values``, rejecting unknown keys by name and values
-    of the wrong kind by their field's type: an ``int`` field takes integers only (not 1.5, not
-    true), a ``float`` field finite numbers only (not inf or nan), a ``str`` field strings."""
-    check(isinstance(values, Mapping), f"[{section}]", values, "a table of key = value")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise ConfigError(f"unknown key(s) {unknown} in [{section}]; allowed: {sorted(names)}")
-    hints = typing.get_type_hints(cls)
-    for name, value in values.items():
-        key = f"{section}.{name}"
-        if hints[name] is int:
-            check(is_int(value), key, value, "an integer")
-        elif hints[name] is float:
-            check(is_number(value), key, value, "a finite number")
-        elif hints[name] is str:
-            check(isinstance(value, str), key, value, "a string")
-    try:
-        return cls(**values)
-    except TypeError as e:
-        raise ConfigError(f"bad value in [{section}]: {e}") from e
 
 
 def config_from_dict(raw: Mapping[str, Any], root: Path = Path(".")) -> Config:

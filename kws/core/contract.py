@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from kws.core.checks import check_keyword_name, is_int, is_number
-from kws.core.config import FrontendConfig, build
+from kws.core.checks import build, check_keyword_name, is_int, is_number
+from kws.core.config import FrontendConfig
 from kws.core.decision import DecisionRule
 
 FORMAT_VERSION = 1
