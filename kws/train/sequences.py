@@ -85,14 +85,12 @@ class SequenceMaker:
                 items.append((wave[a:b], start - a / sample_rate, end - a / sample_rate))
             self.positives.append(items)
         self.real_share = real_share
-        # per auxiliary keyword: indices of its real clips, then of its renderings
-        self.real_split = [[[i for i, (p, _) in enumerate(clips.positives[kw])
-                             if inside(p, list(real_roots)) == real] for real in (True, False)]
-                           for kw in auxiliary] if real_share is not None else []
-        for kw, (real, rendered) in zip(auxiliary, self.real_split):
-            log.info("%s: %d real clips drawn %.0f%% of the time, %d renderings", kw, len(real),
-                     100 * real_share if real and rendered else 100 * len(real) / len(
-                         real + rendered), len(rendered))
+        self.real_split = []  # per auxiliary keyword: indices of its real clips, of the others
+        for kw in auxiliary if real_share is not None else ():
+            real = [inside(path, list(real_roots)) for path, _ in clips.positives[kw]]
+            self.real_split.append(([i for i, r in enumerate(real) if r],
+                                    [i for i, r in enumerate(real) if not r]))
+            log.info("%s: %d real clips, %d renderings", kw, sum(real), len(real) - sum(real))
 
     def background(self, rng: np.random.Generator) -> np.ndarray:
         """Negative speech segments at random levels with short gaps, ``(n,)``."""
