@@ -82,7 +82,8 @@ def training_config(config: Path, data: Path) -> Config:
 def retargeted(cfg: Config, phrase: str, run: Path, count: int | None = None) -> Config:
     """``cfg`` retargeted to ``phrase``, its ``count`` (default :data:`RENDERINGS`) renderings
     and as many confusables in ``run/synth`` (made unless there)."""
-    return synthetic_config(cfg, phrase, run / "synth", count or RENDERINGS, cfg.data.seed)
+    return synthetic_config(cfg, phrase, run / "synth", RENDERINGS if count is None else count,
+                            cfg.data.seed)
 
 
 def render_phrase(cfg: Config, phrase: str, run: Path) -> None:
@@ -238,6 +239,8 @@ def main() -> None:
                         help="instead: distil each phrase's model into a log-mel student of "
                              "this config (kws distill) and score the student")
     args = parser.parse_args()
+    if args.renderings < 1:
+        parser.error(f"--renderings {args.renderings}: at least 1 rendering of the phrase")
     negatives_cfg = load_config(args.negatives_config)
     cfg = training_config(args.config, args.data)  # the same for every phrase
     table = args.runs / "zero_shot.json"

@@ -2,6 +2,7 @@
 by the same config with the same splits, then trained and exported."""
 
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -98,3 +99,12 @@ def test_zero_shot_trains_on_as_many_renderings_as_asked(tmp_path, monkeypatch):
         assert len(list((synth / "positive").iterdir())) == made
         assert len(list((synth / "confusable").iterdir())) == made
         assert retargeted.data.keyword_dirs["hey_there"] == (str((synth / "positive").resolve()),)
+
+
+def test_zero_shot_refuses_fewer_than_one_rendering():
+    """--renderings 0 is refused by name before anything is loaded or rendered."""
+    script = Path(zero_shot.__file__)
+    proc = subprocess.run([sys.executable, str(script), "computer", "--renderings", "0"],
+                          capture_output=True, text=True, cwd=script.parents[1])
+    assert proc.returncode == 2
+    assert "--renderings 0: at least 1 rendering of the phrase" in proc.stderr
