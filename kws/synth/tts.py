@@ -220,6 +220,8 @@ def render(voice: Voice, text: str, sample_rate: int = 16000) -> np.ndarray:
             speech = hibari_speech(tts, voice, text)
         return resample_audio(speech, 24000, sample_rate)
     if voice.engine == "kokoro":
+        if not kokoro.installed():
+            raise RuntimeError(f"kokoro is not installed ({INSTALL_HINT['kokoro']})")
         speech = kokoro.speak(voice.name, voice.pitch, 1.0 / voice.stretch, text)
         return resample_audio(speech, kokoro.SAMPLE_RATE, sample_rate)
     with tempfile.TemporaryDirectory() as tmp:
