@@ -359,3 +359,68 @@ def test_sentences_with_a_word_are_ordinary_sentences_with_it_inside():
     assert {t.split().index("hey") == 0 for t in made} == {True, False}  # first and elsewhere
     with pytest.raises(ValueError):
         sentences_with("hey", np.random.default_rng(0), len(SENTENCES) + 1)
+
+
+def fake_render(voice, text):
+    """A rendering stand-in: 0.5-0.75 s of noise, the same for the same voice and text."""
+    seed = sum(map(ord, voice.id + text))
+    return np.random.default_rng(seed).uniform(-0.3, 0.3, 8000 + seed % 4000).astype(np.float32)
+
+
+def test_rendering_again_deletes_the_earlier_renderings_only(tmp_path, monkeypatch):
+    """Training reads the folders, so a rendering by other engines must not leave the earlier
+    one's files beside it; files the manifest does not list, or that lie outside, stay."""
+    from kws.synth import synthesize as module
+
+    monkeypatch.setattr(module, "render", fake_render)
+    out = tmp_path / "out"
+    module.synthesize("smart mirror", out, 6, confusables=4, engines=["flite", "kokoro"])
+    (out / "positive" / "mine.wav").write_bytes(b"a user's file")
+    (tmp_path / "outside.wav").write_bytes(b"not ours")
+    with open(out / "manifest.jsonl", "a") as f:
+        f.write('{"path": "../outside.wav"}\nnot json\n{"no": "path"}\n')
+    module.synthesize("smart mirror", out, 5, confusables=2, engines=["flite"])
+    lines = (out / "manifest.jsonl").read_text().splitlines()
+    listed = {json.loads(line)["path"] for line in lines}
+    files = {str(p.relative_to(out)) for p in out.rglob("*.wav")}
+    assert len(listed) == 7 and all("-flite-" in p for p in listed)
+    assert files == listed | {"positive/mine.wav"}
+    assert (tmp_path / "outside.wav").read_bytes() == b"not ours"
+
+
+def test_auxiliary_keywords_skip_the_engines_the_config_names(tmp_path, monkeypatch):
+    """[data] auxiliary_skip_engines: the phrase is rendered by every installed engine, the
+    auxiliary keywords by the others; an unknown name, or one that leaves no engine, is refused
+    before anything is rendered."""
+    from kws.core.config import load_config
+    from kws.synth import synthesize as module
+    from tests.synthetic import make_corpus, write_config
+
+    monkeypatch.setattr(module, "render", fake_render)
+    monkeypatch.setattr(tts, "available", lambda: ["flite", "kokoro"])
+    monkeypatch.setenv("KWS_CACHE", str(tmp_path / "cache"))
+    path = write_config(make_corpus(tmp_path / "corpus"))
+    text = path.read_text()
+
+    def config(skip):
+        path.write_text(text.replace("[data]", "[data]\nauxiliary_renderings = 8\n"
+                                     'auxiliary_dirs = { up = ["keywords/up"] }\n'
+                                     f"auxiliary_skip_engines = {skip}"))
+        return load_config(path)
+
+    cfg = config('["kokoro"]')
+    assert cfg.data.auxiliary_skip_engines == ("kokoro",)
+    module.synthetic_config(cfg, "smart mirror", tmp_path / "synth", count=6)
+    phrase = json.loads((tmp_path / "synth" / "report.json").read_text())
+    aux = json.loads((tmp_path / "cache" / "synth" / "up-0-8" / "report.json").read_text())
+    assert phrase["engines"] == ["flite", "kokoro"] and aux["engines"] == ["flite"]
+    assert aux["made"]["positive"] == 8
+    assert all("-flite-" in p.name for p in (tmp_path / "cache" / "synth" / "up-0-8" /
+                                             "positive").iterdir())
+    with pytest.raises(ValueError, match=r"data.auxiliary_skip_engines: unknown engine\(s\) "
+                                         r"\['bark'\]; allowed: \['espeak-ng', 'festival', "):
+        module.synthetic_config(config('["kokoro", "bark"]'), "hi there", tmp_path / "s2", 6)
+    with pytest.raises(ValueError, match=r"\['flite', 'kokoro'\] leaves no installed TTS engine "
+                                         r"for the auxiliary keywords' renderings; installed: "):
+        module.synthetic_config(config('["flite", "kokoro"]'), "hi there", tmp_path / "s2", 6)
+    assert not (tmp_path / "s2").exists()

@@ -175,6 +175,8 @@ class DataConfig:
             ``auxiliary_renderings`` renderings (made once in ``$KWS_CACHE/synth``), to learn
             how real voices differ from synthetic ones. Never the phrase's own recordings.
         auxiliary_renderings: synthetic renderings per auxiliary keyword (0: real only).
+        auxiliary_skip_engines: TTS engines (``kws synth``'s names) that render the phrase but
+            not the auxiliary keywords.
         corpus_root: where folders named ``corpus:NAME`` are (default: ``$KWS_DATA``, else
             ``~/kws-data``; ``kws data get`` puts corpora there).
     """
@@ -195,6 +197,7 @@ class DataConfig:
     synth_confusables: int = 0
     auxiliary_dirs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     auxiliary_renderings: int = 1500
+    auxiliary_skip_engines: tuple[str, ...] = ()
     corpus_root: str = ""
 
     def __post_init__(self) -> None:
@@ -208,7 +211,7 @@ class DataConfig:
         object.__setattr__(self, "holdout", {k: tuple(tuple(r) for r in v)
                                              for k, v in dict(self.holdout).items()})
         for name in ("negative_dirs", "eval_negative_dirs", "noise_dirs", "confusable_dirs",
-                     "manifests"):
+                     "manifests", "auxiliary_skip_engines"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         for name in ("val_fraction", "test_fraction", "negative_test_fraction",
                      "negative_val_fraction"):

@@ -53,13 +53,15 @@ def installed_engines() -> list[str]:
 
 
 def synthesize(phrase: str, out: Path, count: int, seed: int = 0,
-               confusables: int | None = None, progress=iter) -> dict:
+               confusables: int | None = None, progress=iter,
+               engines: list[str] | None = None) -> dict:
     """Write ``count`` positive renderings of ``phrase`` and ``confusables`` (default ``count``)
-    confusable negatives to ``out``; ``progress`` wraps the loop over renderings (a tqdm bar).
+    confusable negatives to ``out`` by ``engines`` (default: every installed one); ``progress``
+    wraps the loop over renderings (a tqdm bar).
 
     Returns the report (also written to ``out/report.json``).
     """
-    engines = installed_engines()
+    engines = engines or installed_engines()
     rng = np.random.default_rng(seed)
     n_conf = confusables if confusables is not None else count
     near = confusable_texts(phrase, rng, max(1, n_conf // 2))
@@ -108,9 +110,12 @@ def render_jobs(jobs: list[tuple[str, str, Voice]], out: Path, rng: np.random.Ge
 
     The engines run side by side in worker threads (most are separate programs); the results
     come back in order, so the random draws, and the files, do not depend on the worker count.
+    The renderings an earlier ``out/manifest.jsonl`` lists are deleted first (training reads
+    the folders, so none may outlive its manifest); no other file is touched.
     Returns (renderings made per kind, rejections per reason)."""
     import soundfile
 
+    forget(out)
     made: dict[str, int] = {}
     rejected: dict[str, int] = {}
     lines = []
@@ -145,6 +150,22 @@ def render_jobs(jobs: list[tuple[str, str, Voice]], out: Path, rng: np.random.Ge
     return made, rejected
 
 
+def forget(out: Path) -> None:
+    """Delete the files ``out/manifest.jsonl`` lists (only those inside ``out``), then it."""
+    manifest = out / "manifest.jsonl"
+    if not manifest.is_file():
+        return
+    root = out.resolve()
+    for line in manifest.read_text().splitlines():
+        try:
+            path = (root / json.loads(line)["path"]).resolve()
+        except (ValueError, KeyError, TypeError):  # not a row this module wrote
+            continue
+        if path.is_relative_to(root) and path.is_file():
+            path.unlink()
+    manifest.unlink()
+
+
 def attempt(job: tuple[str, str, Voice]) -> np.ndarray | RuntimeError:
     """The rendering of one (kind, text, voice) job, or the engine's error."""
     try:
@@ -162,16 +183,17 @@ def keyword_name(phrase: str) -> str:
 
 
 def rendered(phrase: str, folder: Path, count: int, seed: int = 0,
-             confusables: int | None = None, progress=iter) -> list[dict]:
+             confusables: int | None = None, progress=iter,
+             engines: list[str] | None = None) -> list[dict]:
     """The manifest rows of ``folder``, rendered first unless a rendering of the same phrase,
-    seed and counts by the same installed engines is already there (1500 positives and 1500
-    confusables take 2 minutes on 2 cores, docs/experiments.md 2026-12-03)."""
+    seed and counts by the same ``engines`` (default: every installed one) is already there."""
     report = folder / "report.json"
     wanted = {"positive": count, "confusable": count if confusables is None else confusables}
+    engines = engines or installed_engines()
     old = json.loads(report.read_text()) if report.is_file() else {}
     if (old.get("phrase"), old.get("seed"), old.get("requested"), old.get("engines")) != \
-            (phrase, seed, wanted, installed_engines()):
-        synthesize(phrase, folder, count, seed, confusables, progress)
+            (phrase, seed, wanted, engines):
+        synthesize(phrase, folder, count, seed, confusables, progress, engines)
     return [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()
             if line.strip()]
 
@@ -201,19 +223,33 @@ def synthetic_config(cfg, phrase: str, folder: Path, count: int, seed: int = 0, 
     """``cfg`` retargeted to ``phrase``: synthetic positives (made in ``folder`` unless already
     there), its confusables as ``[data] confusable_dirs``; no real recording of the phrase.
     Every ``[data] auxiliary_dirs`` keyword but the phrase becomes a ``model.auxiliary``
-    keyword: its real recordings and ``[data] auxiliary_renderings`` renderings (made once per
-    machine in ``$KWS_CACHE/synth``, shared by every phrase)."""
+    keyword: its real recordings and ``[data] auxiliary_renderings`` renderings by every
+    installed engine but ``[data] auxiliary_skip_engines`` (made once per machine in
+    ``$KWS_CACHE/synth``, shared by every phrase).
+
+    Raises:
+        ValueError: ``auxiliary_skip_engines`` names an unknown engine, or leaves none.
+    """
+    unknown = sorted(set(cfg.data.auxiliary_skip_engines) - set(tts.INSTALL_HINT))
+    if unknown:
+        raise ValueError(f"data.auxiliary_skip_engines: unknown engine(s) {unknown}; "
+                         f"allowed: {sorted(tts.INSTALL_HINT)}")
+    n_aux = cfg.data.auxiliary_renderings
+    aux_engines = [e for e in installed_engines() if e not in cfg.data.auxiliary_skip_engines]
+    if n_aux and not aux_engines:
+        raise ValueError(f"data.auxiliary_skip_engines {list(cfg.data.auxiliary_skip_engines)} "
+                         "leaves no installed TTS engine for the auxiliary keywords' "
+                         f"renderings; installed: {installed_engines()}")
     rendered(phrase, folder, count, seed, progress=progress)
     name = keyword_name(phrase)
     dirs = {name: (str((folder / "positive").resolve()),)}
-    n_aux = cfg.data.auxiliary_renderings
     for kw, real in cfg.data.auxiliary_dirs.items():
         if kw == name:
             continue
         dirs[kw] = tuple(str(cfg.resolve(d).resolve()) for d in real)
         if n_aux:
             voices_of = cache_dir() / "synth" / f"{kw}-{seed}-{n_aux}"
-            rendered(kw.replace("_", " "), voices_of, n_aux, seed, 0, progress)
+            rendered(kw.replace("_", " "), voices_of, n_aux, seed, 0, progress, aux_engines)
             dirs[kw] += (str((voices_of / "positive").resolve()),)
     auxiliary = tuple(kw for kw in dirs if kw != name)
     data = dataclasses.replace(
