@@ -152,7 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("synth", help="synthetic positives and confusable negatives for a phrase")
     p.add_argument("phrase", help="the keyword as people write it, e.g. 'smart mirror'")
-    p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
+    p.add_argument("-o", "--out", type=Path, required=True,
+                   help="output folder (an earlier rendering there, as its manifest lists it, "
+                        "is replaced; other files stay)")
     p.add_argument("--count", type=int, default=1000, metavar="N",
                    help="positive renderings (default 1000)")
     p.add_argument("--confusables", type=int, metavar="N",
