@@ -5,10 +5,12 @@ Bounds (a broken bound fails ``kws export`` and ``kws verify``):
 * ``onnx.checker`` passes on both files;
 * float32 ONNX vs torch on real-audio features: max abs score difference <= 1e-4;
 * streaming: one step (T = step_frames) per call equals one T=300 call, max abs diff <= 1e-5;
-* int8 vs float32: validation miss rate at 0.5 false alarms/hour (mean over keywords) changes by
+* int8 vs float32: validation miss rate at 0.5 false alarms/hour (mean over keywords) rises by
   <= 1 point, or by <= 2 clips of the keyword with the fewest validation positives where that is
   more (of 157 clips one is 0.64 points: one positive crossing the threshold is not a finer sign),
-  measured at export on the validation split and stored in the manifest. Where the validation
+  measured at export on the validation split and stored in the manifest. A fall passes: the
+  thresholds and every figure are the int8 file's own, so int8 missing fewer at the same
+  false-alarm rate harms nothing (and is as much chance as a rise of the same size). Where the validation
   audio is too short for one false alarm at 0.5 FA/h, the rate of one false alarm is compared
   instead: below it the threshold is set by the single highest-scoring negative, and a tiny shift
   of that one score moves the miss rate by points. The max abs score difference is reported.
@@ -63,7 +65,7 @@ def streaming_difference(model: OnnxModel, feats: np.ndarray) -> float:
 
 
 def miss_bound(clips: int, keywords: int = 1) -> float:
-    """The int8 check's bound on the miss-rate change (a mean over ``keywords`` keywords) for a
+    """The int8 check's bound on the miss-rate rise (a mean over ``keywords`` keywords) for a
     validation set whose smallest keyword has ``clips`` positives: 1 point, or
     :data:`MISS_DELTA_CLIPS` of those clips where that is more."""
     if clips <= 0:
@@ -78,7 +80,7 @@ def verify_folder(model: Path | Manifest, miss_delta: float | None = None,
     Args:
         miss_delta: int8 minus float32 validation miss rate at 0.5 FA/h, if measured now; else
             the figure stored in the manifest at export time is checked.
-        bound: the largest change allowed (:func:`miss_bound`); None: the one stored in the
+        bound: the largest rise allowed (:func:`miss_bound`); None: the one stored in the
             manifest at export time when it is a number in [1 point, 1], else 1 point.
     """
     import onnx
@@ -125,9 +127,9 @@ def verify_folder(model: Path | Manifest, miss_delta: float | None = None,
     if miss_delta is None:
         report.check(False, "int8 vs float32 validation miss rate: not measured")
     else:
-        report.check(abs(miss_delta) <= bound + 1e-9,  # clip fractions: 2/157 - 0/157 == 2/157
+        report.check(miss_delta <= bound + 1e-9,  # clip fractions: 2/157 - 0/157 == 2/157
                      f"int8 vs float32 validation miss rate at {compared_at:.3g} FA/h: change "
-                     f"{100 * miss_delta:+.2f} points (bound {100 * bound:.3g})")
+                     f"{100 * miss_delta:+.2f} points (bound +{100 * bound:.3g})")
     spec = float_model.manifest.verifier
     if spec is not None:  # a cascade (kws cascade): its verifier is an exported folder too
         second = verify_folder(folder / spec.folder)

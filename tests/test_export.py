@@ -166,20 +166,23 @@ def test_miss_rate_change_over_a_point_fails(tiny_export):
     rate = load_manifest(tiny_export).raw["quantization"]["at_fa_per_hour"]
     assert not report.ok
     assert (f"FAIL int8 vs float32 validation miss rate at {rate:.3g} FA/h: change +2.00 points "
-            "(bound 1)" in str(report))
+            "(bound +1)" in str(report))
 
 
 def test_the_int8_bound_allows_two_clips_of_a_small_validation_set(tiny_export, tmp_path):
     """1 point, or two clips of the keyword with the fewest validation positives (in the mean
     over keywords) where that is more: 157 clips give 1.27 points (a jarvis export of 2026-12-03
-    failed at -1.27). The export stores its bound; a stored one outside [1 point, 1] is not
-    trusted."""
+    failed at -1.27). Only a rise fails: int8 missing fewer (a hey chatterbox export of
+    2026-12-05 failed at -1.96, bound 1.31) harms nothing. The export stores its bound; a stored
+    one outside [1 point, 1] is not trusted."""
     from kws.export.verify import miss_bound, verify_folder
 
     assert miss_bound(157) == pytest.approx(2 / 157) and miss_bound(400) == 0.01
     assert miss_bound(40, keywords=4) == pytest.approx(2 / 160) and miss_bound(0) == 0.01
-    assert verify_folder(tiny_export, miss_delta=-2 / 157, bound=miss_bound(157)).ok
-    assert not verify_folder(tiny_export, miss_delta=-3 / 157, bound=miss_bound(157)).ok
+    assert verify_folder(tiny_export, miss_delta=2 / 157, bound=miss_bound(157)).ok
+    assert not verify_folder(tiny_export, miss_delta=3 / 157, bound=miss_bound(157)).ok
+    assert verify_folder(tiny_export, miss_delta=-3 / 153, bound=miss_bound(153)).ok
+    assert not verify_folder(tiny_export, miss_delta=float("nan"), bound=miss_bound(153)).ok
     m = load_manifest(tiny_export).raw
     clips = m["validation"]["int8"]["positive_clips"]
     assert m["quantization"]["miss_rate_bound"] == \
@@ -190,7 +193,7 @@ def test_the_int8_bound_allows_two_clips_of_a_small_validation_set(tiny_export, 
         edit(copy, lambda m: m["quantization"].update(miss_rate_change=0.03,
                                                       miss_rate_bound=claim))
         report = verify_folder(copy)
-        assert not report.ok and "change +3.00 points (bound 1)" in str(report)
+        assert not report.ok and "change +3.00 points (bound +1)" in str(report)
     for i, section in enumerate(({"miss_rate_change": "0"}, "0", [0.0])):  # no crash either
         copy = tmp_path / f"q{i}"
         shutil.copytree(tiny_export, copy)
@@ -207,10 +210,10 @@ def test_manifests_of_older_exports_keep_their_stored_change(tiny_export, tmp_pa
     old = tmp_path / "old"
     shutil.copytree(tiny_export, old)
     m = json.loads((old / MANIFEST).read_text())
-    m["quantization"] = {"method": m["quantization"]["method"], "miss_rate_change_at_0.5": -0.03}
+    m["quantization"] = {"method": m["quantization"]["method"], "miss_rate_change_at_0.5": 0.03}
     (old / MANIFEST).write_text(json.dumps(m))
     text = str(verify_folder(old))
-    assert "FAIL int8 vs float32 validation miss rate at 0.5 FA/h: change -3.00 points" in text
+    assert "FAIL int8 vs float32 validation miss rate at 0.5 FA/h: change +3.00 points" in text
     assert "taken from the manifest" in text
 
 
