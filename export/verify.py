@@ -10,10 +10,10 @@ Bounds (a broken bound fails ``kws export`` and ``kws verify``):
   more (of 157 clips one is 0.64 points: one positive crossing the threshold is not a finer sign),
   measured at export on the validation split and stored in the manifest. A fall passes: the
   thresholds and every figure are the int8 file's own, so int8 missing fewer at the same
-  false-alarm rate harms nothing (and is as much chance as a rise of the same size). Where the validation
-  audio is too short for one false alarm at 0.5 FA/h, the rate of one false alarm is compared
-  instead: below it the threshold is set by the single highest-scoring negative, and a tiny shift
-  of that one score moves the miss rate by points. The max abs score difference is reported.
+  false-alarm rate harms nothing. Where the validation audio is too short for one false alarm at
+  0.5 FA/h, the rate of one false alarm is compared instead: below it the threshold is set by the
+  single highest-scoring negative, and a tiny shift of that one score moves the miss rate by
+  points. The max abs score difference is reported.
 """
 
 from __future__ import annotations
