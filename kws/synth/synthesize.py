@@ -235,11 +235,12 @@ def synthetic_config(cfg, phrase: str, folder: Path, count: int, seed: int = 0, 
         raise ValueError(f"data.auxiliary_skip_engines: unknown engine(s) {unknown}; "
                          f"allowed: {sorted(tts.INSTALL_HINT)}")
     n_aux = cfg.data.auxiliary_renderings
-    aux_engines = [e for e in installed_engines() if e not in cfg.data.auxiliary_skip_engines]
+    installed = installed_engines()
+    aux_engines = [e for e in installed if e not in cfg.data.auxiliary_skip_engines]
     if n_aux and not aux_engines:
         raise ValueError(f"data.auxiliary_skip_engines {list(cfg.data.auxiliary_skip_engines)} "
                          "leaves no installed TTS engine for the auxiliary keywords' "
-                         f"renderings; installed: {installed_engines()}")
+                         f"renderings; installed: {installed}")
     rendered(phrase, folder, count, seed, progress=progress)
     name = keyword_name(phrase)
     dirs = {name: (str((folder / "positive").resolve()),)}
