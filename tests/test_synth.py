@@ -304,6 +304,12 @@ def test_synthetic_counts_are_checked(tmp_path):
         load_config(path)
 
 
+def fake_render(voice, text):
+    """A rendering stand-in: 0.5-0.75 s of noise, the same for the same voice and text."""
+    seed = sum(map(ord, voice.id + text))
+    return np.random.default_rng(seed).uniform(-0.3, 0.3, 8000 + seed % 4000).astype(np.float32)
+
+
 def test_renderings_run_side_by_side_and_keep_their_order(tmp_path, monkeypatch):
     """Engines run in worker threads that finish out of order; the files, the manifest and the
     report are the same as with one worker, and an engine error is counted, not fatal."""
@@ -324,8 +330,7 @@ def test_renderings_run_side_by_side_and_keep_their_order(tmp_path, monkeypatch)
             running[0] -= 1
         if seed % 7 == 0:
             raise RuntimeError(f"{voice.engine} failed on {text!r}")
-        return np.random.default_rng(seed).uniform(-0.3, 0.3, 8000 + seed % 4000) \
-            .astype(np.float32)
+        return fake_render(voice, text)
 
     monkeypatch.setattr(module, "render", fake)
     monkeypatch.setattr(tts, "available", lambda: ["espeak-ng", "flite"])
@@ -359,12 +364,6 @@ def test_sentences_with_a_word_are_ordinary_sentences_with_it_inside():
     assert {t.split().index("hey") == 0 for t in made} == {True, False}  # first and elsewhere
     with pytest.raises(ValueError):
         sentences_with("hey", np.random.default_rng(0), len(SENTENCES) + 1)
-
-
-def fake_render(voice, text):
-    """A rendering stand-in: 0.5-0.75 s of noise, the same for the same voice and text."""
-    seed = sum(map(ord, voice.id + text))
-    return np.random.default_rng(seed).uniform(-0.3, 0.3, 8000 + seed % 4000).astype(np.float32)
 
 
 def test_rendering_again_deletes_the_earlier_renderings_only(tmp_path, monkeypatch):
