@@ -167,6 +167,40 @@ def test_select_last_keeps_the_last_epoch(corpus, tmp_path):
         load_config(write_config(corpus, select='"best"'))
 
 
+def test_average_epochs_keeps_the_mean_of_the_last_epochs_and_resumes_to_it(
+        corpus, tmp_path, monkeypatch):
+    from kws.train.trainer import Trainer
+
+    plain = load_config(write_config(corpus, epochs=3, select='"last"'))
+    train(plain, tmp_path / "plain", progress=False)
+    cfg = load_config(write_config(corpus, epochs=3, select='"last"', average_epochs=2))
+    real_epoch = Trainer.train_epoch
+
+    def dies_in_epoch_3(self, epoch, progress):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return real_epoch(self, epoch, progress)
+
+    monkeypatch.setattr(Trainer, "train_epoch", dies_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "avg", progress=False)
+    second = weights(tmp_path / "avg")  # after epoch 2 of 3
+    monkeypatch.setattr(Trainer, "train_epoch", real_epoch)
+    train(cfg, tmp_path / "avg", resume=True, progress=False)
+    third = weights(tmp_path / "avg")  # the resume checkpoint keeps the epoch's own weights
+    assert all(torch.equal(third[k], v) for k, v in weights(tmp_path / "plain").items())
+    best, _ = load_model(tmp_path / "avg" / "best.pt")
+    kept = best.state_dict()
+    for name, value in kept.items():
+        mean = (second[name].double() + third[name].double()) / 2
+        assert torch.allclose(value.double(), mean, atol=1e-7), name
+    assert not torch.equal(kept["out.weight"], third["out.weight"])
+    with pytest.raises(ValueError, match=r"train.average_epochs.*2.*only with select = \"last\""):
+        load_config(write_config(corpus, epochs=3, average_epochs=2))
+    with pytest.raises(ValueError, match=r"train.average_epochs.*4.*0..epochs \(3\)"):
+        load_config(write_config(corpus, epochs=3, select='"last"', average_epochs=4))
+
+
 def test_scorer_cache_computes_each_recordings_features_once(monkeypatch):
     import numpy as np
 

@@ -302,6 +302,10 @@ class TrainConfig:
         select: which epoch's weights ``best.pt`` keeps: "validation" (lowest validation miss
             rate) or "last" (the last epoch: for synthetic positives, whose validation miss rate
             does not rank epochs for real voices; no early stop).
+        average_epochs: 0 or 1 keeps the selected epoch's weights. N > 1 (with select = "last")
+            keeps the mean of the weights after each of the last N epochs (stochastic weight
+            averaging over the learning rate's tail); the checkpoint to resume from keeps the
+            last epoch's own weights.
         target_fa_per_hour: false-alarm rate at which validation miss rate is measured.
         seed: seed for weights, data order and augmentation.
         feature_pool: 0 draws fresh sequences for every batch. N > 0 draws N sequences once,
@@ -335,6 +339,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     patience: int = 8
     select: str = "validation"
+    average_epochs: int = 0
     target_fa_per_hour: float = 0.5
     seed: int = 0
     feature_pool: int = 0
@@ -365,6 +370,10 @@ class TrainConfig:
         check(self.patience >= 1, "train.patience", self.patience, ">= 1")
         check(self.select in SELECTIONS, "train.select", self.select,
               " or ".join(f'"{s}"' for s in SELECTIONS))
+        check(0 <= self.average_epochs <= self.epochs and (self.average_epochs <= 1
+                                                           or self.select == "last"),
+              "train.average_epochs", self.average_epochs,
+              f'0..epochs ({self.epochs}), and > 1 only with select = "last"')
         check(self.target_fa_per_hour > 0, "train.target_fa_per_hour", self.target_fa_per_hour,
               "> 0")
         check(self.distill_weight >= 0, "train.distill_weight", self.distill_weight, ">= 0")

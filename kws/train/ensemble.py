@@ -116,7 +116,8 @@ def train_members(cfg: Config, out: Path, resume: bool, progress: bool,
                  t.target_fa_per_hour, json.dumps(result["first_round_val_miss"]))
 
         def second(i: int) -> Trainer:
-            return member(i, "hard", epochs=t.hard_negative_epochs, lr=t.lr * LR_FACTOR)
+            return member(i, "hard", epochs=t.hard_negative_epochs, lr=t.lr * LR_FACTOR,
+                          average_epochs=0)  # a few epochs on, as fine-tuning: no average
 
         def init(i: int) -> dict:
             return models[i].state_dict()

@@ -65,7 +65,8 @@ def finetune(cfg: Config, init: dict, activations: Path, out: Path, epochs: int 
     data = dataclasses.replace(cfg.data,
                                manifests=cfg.data.manifests + (str(manifest.resolve()),))
     train = dataclasses.replace(cfg.train, epochs=epochs, lr=lr or cfg.train.lr * LR_FACTOR,
-                                select="last", members=1, patience=max(epochs, 1))
+                                select="last", members=1, patience=max(epochs, 1),
+                                average_epochs=0)  # a few epochs on: their last weights
     log.info("fine-tuning on %d false alarm(s) and %d keyword activation(s), %d epoch(s)",
              counts["false_alarm"], counts["keyword"], epochs)
     init = {k: torch.as_tensor(v) for k, v in init.items()}

@@ -4,7 +4,8 @@ The loss is :func:`kws.train.loss.keyword_loss`. Each epoch draws fresh sequence
 derived from (seed, epoch, rank): deterministic and resumable. Validation after every epoch
 measures the miss rate at ``target_fa_per_hour`` on the validation split; ``best.pt`` keeps the
 epoch with the lowest (``select = "validation"``; training stops early when it has not improved
-for ``patience`` epochs) or the last epoch (``select = "last"``). A feature pool
+for ``patience`` epochs) or the last epoch (``select = "last"``), or with ``average_epochs``
+the mean of the last epochs' weights (:mod:`kws.train.averaging`). A feature pool
 (:mod:`kws.train.pool`) replaces fresh sequences by features computed once.
 """
 
@@ -26,6 +27,7 @@ from kws.features import features_torch
 from kws.features.cache import FeatureCache
 from kws.metrics.evaluate import VAL_SNR_DB, evaluate, prepare_positives
 from kws.train import augment, checkpoint, pool, workers
+from kws.train.averaging import WeightAverage
 from kws.train.loss import keyword_loss
 from kws.train.model import (
     KeywordModel,
@@ -82,6 +84,7 @@ class Trainer:
         self.history: list[dict] = []
         self.best: tuple[float, float] | None = None
         self.start_epoch = 0
+        self.average = WeightAverage()  # of the last [train] average_epochs epochs' weights
         self.summary: dict | None = None  # set by prepare_data (or adopt)
         # worker processes for CPU work (the feature pool, cached features): one per core, on a
         # GPU too, since workers compute on the CPU and never touch CUDA; torchrun ranks: none
@@ -305,6 +308,7 @@ class Trainer:
         self.sched.load_state_dict(saved["scheduler"])
         self.history, self.best = saved["history"], saved["best"]
         self.best = tuple(self.best) if self.best else None
+        self.average = WeightAverage(saved.get("average"))
         self.start_epoch = saved["epoch"] + 1
         log.info("resumed after epoch %d", self.start_epoch)
 
@@ -331,8 +335,15 @@ class Trainer:
             row = {"epoch": epoch + 1, "loss": loss, "lr": self.sched.get_last_lr()[0],
                    "seconds": time.time() - tick}
             stop = torch.zeros(1)
+            averaged = t.average_epochs > 1 and epoch >= t.epochs - t.average_epochs
+            if averaged:
+                self.average.add(self.module.state_dict())
             if self.main:
                 # "last" keeps the last epoch whatever validation says: only that one is measured
+                raw = None
+                if averaged and epoch == t.epochs - 1:  # the mean is validated and kept
+                    raw = {k: v.clone() for k, v in self.module.state_dict().items()}
+                    self.module.load_state_dict(self.average.mean(raw))
                 if t.select == "validation" or epoch == t.epochs - 1:
                     row["val_miss"] = self.validate()
                 score = (row.get("val_miss", {}).get("mean", 1.0), loss)
@@ -341,10 +352,13 @@ class Trainer:
                     self.save(checkpoint.BEST, epoch, {"val_miss": row.get("val_miss")})
                 else:
                     stale += 1
+                if raw is not None:  # training state: the epoch's own weights
+                    self.module.load_state_dict(raw)
                 self.history.append(row)
                 self.save(checkpoint.LAST, epoch, {
                     "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
-                    "history": self.history, "best": self.best})
+                    "history": self.history, "best": self.best,
+                    "average": self.average.state()})
                 log.info("%s: epoch %d loss %.4f val miss@%gFA/h %s (%.0f s)", self.out.name,
                          epoch + 1, loss, t.target_fa_per_hour,
                          json.dumps(row.get("val_miss", "not measured")), row["seconds"])
