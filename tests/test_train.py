@@ -27,6 +27,23 @@ def weights(run):
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
+def interrupt_in_epoch_3(cfg, run, monkeypatch):
+    """Train ``cfg`` into ``run`` until a KeyboardInterrupt in its third epoch."""
+    from kws.train.trainer import Trainer
+
+    real_epoch = Trainer.train_epoch
+
+    def dies_in_epoch_3(self, epoch, progress):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return real_epoch(self, epoch, progress)
+
+    monkeypatch.setattr(Trainer, "train_epoch", dies_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, run, progress=False)
+    monkeypatch.setattr(Trainer, "train_epoch", real_epoch)
+
+
 def test_loss_prefers_a_peak_at_the_keyword_end():
     labels = torch.tensor([1])
     start, end = torch.tensor([10]), torch.tensor([20])
@@ -86,21 +103,9 @@ def test_run_writes_metrics_plot_checkpoints_and_is_deterministic(corpus, tmp_pa
 
 
 def test_interrupted_then_resumed_equals_uninterrupted(corpus, tmp_path, monkeypatch):
-    from kws.train.trainer import Trainer
-
     cfg = load_config(write_config(corpus, epochs=3))
     train(cfg, tmp_path / "straight", progress=False)
-    real_epoch = Trainer.train_epoch
-
-    def dies_in_epoch_3(self, epoch, progress):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return real_epoch(self, epoch, progress)
-
-    monkeypatch.setattr(Trainer, "train_epoch", dies_in_epoch_3)
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg, tmp_path / "cut", progress=False)
-    monkeypatch.setattr(Trainer, "train_epoch", real_epoch)
+    interrupt_in_epoch_3(cfg, tmp_path / "cut", monkeypatch)
     assert torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)["epoch"] == 1
     train(cfg, tmp_path / "cut", resume=True, progress=False)
     ws, wc = weights(tmp_path / "straight"), weights(tmp_path / "cut")
@@ -169,23 +174,11 @@ def test_select_last_keeps_the_last_epoch(corpus, tmp_path):
 
 def test_average_epochs_keeps_the_mean_of_the_last_epochs_and_resumes_to_it(
         corpus, tmp_path, monkeypatch):
-    from kws.train.trainer import Trainer
-
     plain = load_config(write_config(corpus, epochs=3, select='"last"'))
     train(plain, tmp_path / "plain", progress=False)
     cfg = load_config(write_config(corpus, epochs=3, select='"last"', average_epochs=2))
-    real_epoch = Trainer.train_epoch
-
-    def dies_in_epoch_3(self, epoch, progress):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return real_epoch(self, epoch, progress)
-
-    monkeypatch.setattr(Trainer, "train_epoch", dies_in_epoch_3)
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg, tmp_path / "avg", progress=False)
+    interrupt_in_epoch_3(cfg, tmp_path / "avg", monkeypatch)
     second = weights(tmp_path / "avg")  # after epoch 2 of 3
-    monkeypatch.setattr(Trainer, "train_epoch", real_epoch)
     train(cfg, tmp_path / "avg", resume=True, progress=False)
     third = weights(tmp_path / "avg")  # the resume checkpoint keeps the epoch's own weights
     assert all(torch.equal(third[k], v) for k, v in weights(tmp_path / "plain").items())
