@@ -133,3 +133,39 @@ def test_the_pool_is_made_on_the_cpu_in_workers_whatever_the_training_device(cor
     elsewhere.build_pool(progress=False)
     for a, b in zip(on_cpu.pool, elsewhere.pool):
         assert b.device.type == "cpu" and torch.allclose(a.float(), b.float(), atol=1e-5)
+
+
+def test_an_auxiliary_keywords_slots_name_the_same_renderings_whatever_the_others():
+    """pool.keyword_slots: one slot per keyword-part row; the k-th slot of an auxiliary keyword
+    names the same rendering numbers (uniform over [0, auxiliary_renderings)) whichever other
+    keywords are auxiliary, so a second phrase reuses the first one's renderings; no pool, or
+    every rendering made ([data] auxiliary_render = "all"), no slots."""
+    from kws.core.config import Config, DataConfig, TrainConfig
+    from kws.train.pool import keyword_slots, pool_sizes
+    from kws.train.sequences import CANDIDATES, PARTIAL_KEYWORD_SHARE
+
+    cfg = Config(train=TrainConfig(feature_pool=2560, batch_size=64),
+                 data=DataConfig(auxiliary_renderings=300, auxiliary_render="drawn"))
+    n_corpus = pool_sizes(2560, 0.5, PARTIAL_KEYWORD_SHARE)[0]
+
+    def named(auxiliary, keyword, rank=0):
+        slots = [s for batch in keyword_slots(cfg, auxiliary, 0, rank) for s in batch]
+        assert len(slots) == 2560 - n_corpus
+        a = auxiliary.index(keyword)
+        return [s.renderings for s in slots if s.auxiliary == a]
+
+    six, seven = named(("a", "b", "c"), "b"), named(("c", "b", "a", "d"), "b")
+    assert min(len(six), len(seven)) > 100
+    assert six[:len(seven)] == seven[:len(six)]
+    assert all(len(r) == CANDIDATES for r in six)
+    numbers = np.concatenate(six)
+    assert numbers.min() >= 0 and numbers.max() < 300
+    assert np.bincount(numbers, minlength=300).std() < 3 * np.sqrt(len(numbers) / 300)
+    assert named(("a", "b"), "a") != named(("a", "b"), "a", rank=1)
+    assert keyword_slots(cfg, ("a", "b"), 0) == keyword_slots(cfg, ("a", "b"), 0)
+    no_pool = Config(train=TrainConfig(feature_pool=0), data=cfg.data)
+    assert keyword_slots(no_pool, ("a",), 0) == []
+    assert keyword_slots(Config(train=cfg.train), ("a",), 0) == []  # "all" rendered: no slots
+    with pytest.raises(ValueError, match=r"data.auxiliary_render = 'some' is not allowed; "
+                                         r'expected "all" or "drawn"'):
+        DataConfig(auxiliary_render="some")

@@ -204,3 +204,66 @@ def test_auxiliary_real_share_draws_real_recordings_that_often(tmp_path):
     assert real_share_drawn(0.6, 2) == 0.0  # a2 has renderings only: drawn among them
     with pytest.raises(ValueError, match=r"train.auxiliary_real_share.*1.5.*0..1, or absent"):
         TrainConfig(auxiliary_real_share=1.5)
+
+
+def test_slots_are_drawn_with_the_makers_shares():
+    """A pool slot is positive, partial or negative, and auxiliary, with the shares the maker
+    draws with; its auxiliary keyword is drawn evenly."""
+    from kws.train.sequences import draw_slot
+
+    rng = np.random.default_rng(0)
+    slots = [draw_slot(rng, 0.6, 0.25, 3, 0.5) for _ in range(20000)]
+    kinds = [s.kind for s in slots]
+    assert kinds.count("positive") / 20000 == pytest.approx(0.6, abs=0.01)
+    assert kinds.count("partial") / 20000 == pytest.approx(0.4 * 0.25, abs=0.01)
+    keyword = [s for s in slots if s.kind != "negative"]
+    aux = [s for s in keyword if s.auxiliary >= 0]
+    assert len(aux) / len(keyword) == pytest.approx(0.5, abs=0.01)
+    assert all(s.auxiliary == -1 for s in slots if s.kind == "negative")
+    assert np.bincount([s.auxiliary for s in aux]) / len(aux) == pytest.approx([1 / 3] * 3,
+                                                                              abs=0.02)
+    assert np.mean([s.real for s in aux]) == pytest.approx(0.5, abs=0.01)
+    assert draw_slot(np.random.default_rng(1), 1.0, 0.0, 0, 0.5).auxiliary == -1
+
+
+def test_a_slot_takes_a_real_recording_at_the_real_share_else_its_first_rendering_here(
+        tmp_path):
+    """The real share counts every rendering a whole rendering would put in training (not only
+    those made); a slot's renderings are tried in order; with none here a real recording is
+    used, and with no real one either the keyword is named."""
+    from kws.train.sequences import Slot
+
+    clip = maker("file").positives[0][0][0]
+    real, rendered = tmp_path / "real", tmp_path / "rendered"
+    a1 = [(real / f"{i}.wav", clip) for i in range(2)]
+    a1 += [(rendered / f"{n:05d}-flite-v.wav", clip) for n in (3, 7)]
+    a3 = [(tmp_path / "yes" / f"{i}.wav", clip) for i in range(4)]
+    clips = Clips({"kw": [(Path("kw.wav"), clip)], "a1": a1, "a2": a1[2:], "a3": a3},
+                  [(Path("n.wav"), np.ones(10 * SR, np.float32))], 0)
+
+    def aux(share=None):
+        return SequenceMaker(clips, ("kw",), [], [], AugmentConfig(), 4.0, 0.5, SR, "file",
+                             auxiliary=("a1", "a2", "a3"), auxiliary_share=0.5,
+                             real_share=share,
+                             real_roots=(real,), renderings=8.0)
+
+    m = aux()  # real share 2 / (2 + 8)
+    assert m.slot_index(Slot("positive", 0, 0.05, (7,))) == 0
+    assert m.slot_index(Slot("positive", 0, 0.15, (7,))) == 1
+    assert m.slot_index(Slot("positive", 0, 0.5, (5, 7, 3))) == 3
+    assert m.slot_index(Slot("positive", 0, 0.5, (3, 7))) == 2
+    assert m.slot_index(Slot("positive", 0, 0.7, (1, 2))) == 1  # none here: a real one
+    assert m.slot_index(Slot("positive", 1, 0.1, (7,))) == 1  # a2: renderings only
+    with pytest.raises(ValueError, match=r"auxiliary keyword 'a2': none of the renderings "
+                                         r"\[1, 2\] is among its training clips"):
+        m.slot_index(Slot("positive", 1, 0.1, (1, 2)))
+    assert aux(0.6).slot_index(Slot("positive", 0, 0.5, (7,))) == 1  # the share pinned
+    # clips neither real nor numbered renderings (an auxiliary word's own recordings)
+    assert [m.slot_index(Slot("positive", 2, u, (1,))) for u in (0.1, 0.3, 0.6, 0.9)] == \
+        [0, 1, 2, 3]
+    rng = np.random.default_rng(0)
+    assert m.make(rng, Slot("negative")).label == 0
+    assert m.make(rng, Slot("partial", 0, 0.5, (7,))).label == 0
+    assert m.make(rng, Slot("positive", 0, 0.5, (7,))).label == 2
+    assert m.make(rng, Slot("positive", 1, 0.5, (3,))).label == 3
+    assert m.make(rng, Slot("positive")).label == 1  # the run's own keyword

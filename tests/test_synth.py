@@ -423,3 +423,89 @@ def test_auxiliary_keywords_skip_the_engines_the_config_names(tmp_path, monkeypa
                                          r"for the auxiliary keywords' renderings; installed: "):
         module.synthetic_config(config('["flite", "kokoro"]'), "hi there", tmp_path / "s2", 6)
     assert not (tmp_path / "s2").exists()
+
+
+def test_only_the_renderings_training_draws_are_made_and_kept(tmp_path, monkeypatch):
+    """rendered_for: for each slot's numbers, the first in the training split that renders is
+    made (a rejected one passes to the next), and the whole validation split; a second call
+    renders nothing again, a new number alone; a whole rendering replaces the partial one."""
+    from kws.data.corpora import rendering_number
+    from kws.synth import synthesize as module
+
+    calls = []
+    failing = module.planned_jobs("up", 40, 0, 0, ["flite"])[0][7][2]  # number 7's voice
+
+    def fake(voice, text):
+        calls.append(voice.id)
+        if voice == failing:
+            raise RuntimeError("flite failed")
+        return fake_render(voice, text)
+
+    monkeypatch.setattr(module, "render", fake)
+    monkeypatch.setattr(tts, "available", lambda: ["flite"])
+    folder = tmp_path / "up"
+
+    def split(path):
+        number = rendering_number(path)
+        return "val" if number % 10 == 0 else "test" if number % 10 == 1 else "train"
+
+    def made():
+        return {rendering_number(p) for p in (folder / "positive").iterdir()}
+
+    assert module.rendered_for("up", folder, 40, 0, [(21, 3), (7, 7, 9), (5,), (20, 31, 4)],
+                               split) == 8
+    assert made() == {0, 10, 20, 30, 3, 9, 5, 4} and calls.count(failing.id) == 1
+    report = json.loads((folder / "report.json").read_text())
+    assert report["partial"] and report["rejected_numbers"] == {"7": "engine error"}
+    calls.clear()
+    module.rendered_for("up", folder, 40, 0, [(21, 3), (7, 7, 9)], split)
+    assert calls == []
+    module.rendered_for("up", folder, 40, 0, [(12,)], split)
+    assert len(calls) == 1 and made() == {0, 10, 20, 30, 3, 9, 5, 4, 12}
+    module.rendered("up", folder, 40, 0, 0, engines=["flite"])
+    assert len(made()) == 39 and not json.loads((folder / "report.json").read_text())["partial"]
+    calls.clear()
+    module.rendered_for("up", folder, 40, 0, [(33,)], split)
+    assert calls == []
+
+
+def test_with_a_feature_pool_only_the_drawn_auxiliary_renderings_are_made(tmp_path,
+                                                                          monkeypatch):
+    """[data] auxiliary_render = "drawn": synthetic_config renders, of each auxiliary keyword,
+    the validation split and the first training-split rendering each of the pool's slots
+    names, and training draws only those; "all" (the default) renders every one."""
+    pytest.importorskip("torch", reason="training needs the train extra")
+    from kws.core.config import load_config
+    from kws.data.corpora import rendering_number, split_of
+    from kws.synth import synthesize as module
+    from kws.train.pool import keyword_slots
+    from kws.train.run import train
+    from tests.synthetic import make_corpus, write_config
+
+    monkeypatch.setattr(module, "render", fake_render)
+    monkeypatch.setattr(tts, "available", lambda: ["flite", "espeak-ng"])
+    monkeypatch.setenv("KWS_CACHE", str(tmp_path / "cache"))
+    root = make_corpus(tmp_path / "corpus")
+    path = write_config(root, epochs=1, feature_pool=96)
+    path.write_text(path.read_text().replace("[data]", "[data]\nauxiliary_dirs = { up = "
+                                             '["keywords/up"], down = ["keywords/down"] }\n'
+                                             'auxiliary_renderings = 200\n'
+                                             'auxiliary_render = "drawn"'))
+    cfg = module.synthetic_config(load_config(path), "smart mirror", tmp_path / "synth", 16)
+    assert cfg.model.auxiliary == ("up", "down")
+    slots = [s for batch in keyword_slots(cfg, ("up", "down"), cfg.train.seed) for s in batch]
+    for a, kw in enumerate(cfg.model.auxiliary):
+        folder = tmp_path / "cache" / "synth" / f"{kw}-0-200" / "positive"
+        jobs = module.planned_jobs(kw, 200, 0, 0, ["flite", "espeak-ng"])[0]
+        splits = [split_of(folder / module.rendering_name(i, v.id), kw, cfg)
+                  for i, (_, _, v) in enumerate(jobs)]
+        wanted = {next(i for i in s.renderings if splits[i] == "train")
+                  for s in slots if s.auxiliary == a}
+        wanted |= {i for i, where in enumerate(splits) if where == "val"}
+        assert {rendering_number(p) for p in folder.iterdir()} == wanted
+        assert 0 < len(wanted) < 200 and str(folder.resolve()) in cfg.data.keyword_dirs[kw]
+    result = train(cfg, tmp_path / "run", progress=False)
+    assert result["splits"]["up"]["train"] > 0
+    path.write_text(path.read_text().replace('"drawn"', '"all"'))  # the default: every one
+    module.synthetic_config(load_config(path), "smart mirror", tmp_path / "synth", 16)
+    assert len(list((tmp_path / "cache" / "synth" / "up-0-200" / "positive").iterdir())) == 200

@@ -177,6 +177,9 @@ class DataConfig:
         auxiliary_renderings: synthetic renderings per auxiliary keyword (0: real only).
         auxiliary_skip_engines: TTS engines (``kws synth``'s names) that render the phrase but
             not the auxiliary keywords.
+        auxiliary_render: "all" renders every one of the ``auxiliary_renderings``; "drawn"
+            (with a feature pool) only those the pool draws and the validation split's, about
+            40% (:func:`kws.train.pool.keyword_slots`; each draw keeps its law).
         corpus_root: where folders named ``corpus:NAME`` are (default: ``$KWS_DATA``, else
             ``~/kws-data``; ``kws data get`` puts corpora there).
     """
@@ -198,11 +201,14 @@ class DataConfig:
     auxiliary_dirs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     auxiliary_renderings: int = 1500
     auxiliary_skip_engines: tuple[str, ...] = ()
+    auxiliary_render: str = "all"
     corpus_root: str = ""
 
     def __post_init__(self) -> None:
         for name in ("synth_positives", "synth_confusables", "auxiliary_renderings"):
             check(getattr(self, name) >= 0, f"data.{name}", getattr(self, name), ">= 0")
+        check(self.auxiliary_render in ("all", "drawn"), "data.auxiliary_render",
+              self.auxiliary_render, '"all" or "drawn"')
         for name in ("keyword_dirs", "auxiliary_dirs"):
             folders = dict(getattr(self, name))
             object.__setattr__(self, name, {k: tuple(v) for k, v in folders.items()})

@@ -225,6 +225,26 @@ def load_noise(cfg: Config) -> list[np.ndarray]:
     return [w for _, w in load_many(noise_paths(cfg), cfg.frontend.sample_rate).clips]
 
 
+def rendering_name(number: int, voice: str) -> str:
+    """The file name of a phrase's rendering ``number`` by ``voice`` (:mod:`kws.synth` writes
+    it; each file is its own speaker)."""
+    return f"{number:05d}-{voice}.wav"
+
+
+def rendering_number(path: str | Path) -> int | None:
+    """The number in a :func:`rendering_name` (None for another name)."""
+    match = re.match(r"(\d{5})-", Path(path).name)
+    return int(match.group(1)) if match else None
+
+
+def split_of(path: Path, label: str, cfg: Config) -> str:
+    """The split :func:`collect` gives a keyword file that is its own speaker (a rendering) at
+    ``path``, whether or not it exists yet."""
+    d = cfg.data
+    return assign_splits([Utterance(path, label, speaker_of(path))], d.val_fraction,
+                         0.0 if d.holdout.get(label) else d.test_fraction, d.seed)[0].split
+
+
 def inside(path: str | Path, folders: list[Path]) -> bool:
     """Whether ``path`` is one of ``folders`` or lies below one (resolved: links followed)."""
     path = Path(path).resolve()

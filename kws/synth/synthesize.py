@@ -16,17 +16,20 @@ import dataclasses
 import json
 import logging
 import os
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from kws.data.corpora import rendering_name, rendering_number, split_of
 from kws.features.cache import cache_dir
 from kws.synth import tts
 from kws.synth.phonemes import SENTENCES, confusable_texts, phonemes, pronunciations
 from kws.synth.tts import Voice, render
 from kws.synth.voices import voices
 from kws.train.augment import change_speed, vtlp
+from kws.train.pool import keyword_slots
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +65,25 @@ def synthesize(phrase: str, out: Path, count: int, seed: int = 0,
     Returns the report (also written to ``out/report.json``).
     """
     engines = engines or installed_engines()
-    rng = np.random.default_rng(seed)
     n_conf = confusables if confusables is not None else count
-    near = confusable_texts(phrase, rng, max(1, n_conf // 2))
-    texts = [near[i % len(near)] for i in range(n_conf // 2)]
-    texts += [SENTENCES[int(rng.integers(len(SENTENCES)))] for _ in range(n_conf - len(texts))]
+    jobs, factors = planned_jobs(phrase, count, seed, n_conf, engines)
+    forget(out)
+    rows, rejected = render_jobs(jobs, factors, out, {"positive": phrase}, range(len(jobs)),
+                                 progress)
+    return write_rendering(out, phrase, seed, engines, {"positive": count, "confusable": n_conf},
+                           rows, rejected)
+
+
+def planned_jobs(phrase: str, count: int, seed: int, confusables: int, engines: list[str]
+                 ) -> tuple[list[tuple[str, str, Voice]], np.ndarray]:
+    """The (kind, text, voice) jobs of ``count`` positives and ``confusables`` confusable
+    negatives, and each job's ``(n_jobs, 2)`` vocal tract length and speed factors: a function
+    of its arguments, so one rendering of the plan can be made without the others."""
+    rng = np.random.default_rng(seed)
+    near = confusable_texts(phrase, rng, max(1, confusables // 2))
+    texts = [near[i % len(near)] for i in range(confusables // 2)]
+    texts += [SENTENCES[int(rng.integers(len(SENTENCES)))]
+              for _ in range(confusables - len(texts))]
     spelled = [t for t in texts if t.startswith("[[")]  # espeak-ng phoneme input
     plain = [t for t in texts if not t.startswith("[[")]
     phoneme_engines = [e for e in engines if e in tts.SPELLS_PHONEMES]
@@ -79,75 +96,95 @@ def synthesize(phrase: str, out: Path, count: int, seed: int = 0,
         jobs += [("confusable", t, v) for t, v in
                  zip(spelled, voices(len(spelled), rng, phoneme_engines))]
     jobs += [("confusable", t, v) for t, v in zip(plain, voices(len(plain), rng, engines))]
-    made, rejected = render_jobs(jobs, out, rng, {"positive": phrase}, progress)
+    return jobs, rng.uniform(0.9, 1.1, size=(len(jobs), 2))
+
+
+def write_rendering(out: Path, phrase: str, seed: int, engines: list[str], requested: dict,
+                    rows: list[dict], rejected: dict[int, str], partial: bool = False) -> dict:
+    """Write ``out/manifest.jsonl`` (``rows``) and ``out/report.json``, which it returns: what
+    was requested, made and rejected (per reason, and by rendering number), the engines and
+    their licences; ``partial``: only some of the requested renderings were asked for."""
+    write_manifest(out, rows)
     report = {"phrase": phrase, "phonemes": phonemes(phrase), "engines": engines,
               "licences": {e: tts.LICENCES[e] for e in engines},
               "not_installed": {e: h for e, h in tts.INSTALL_HINT.items() if e not in engines},
-              "requested": {"positive": count, "confusable": n_conf},
-              "made": {"positive": made.get("positive", 0),
-                       "confusable": made.get("confusable", 0)},
-              "rejected": rejected, "seed": seed}
+              "requested": requested,
+              "made": {kind: sum(row["path"].startswith(f"{kind}/") for row in rows)
+                       for kind in requested},
+              "rejected": reasons(rejected),
+              "rejected_numbers": {str(i): why for i, why in sorted(rejected.items())},
+              "seed": seed, "partial": partial}
     (out / "report.json").write_text(json.dumps(report, indent=2))
     return report
+
+
+def write_manifest(out: Path, rows: list[dict]) -> None:
+    """``out/manifest.jsonl``: one JSON row per rendering."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "manifest.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def reasons(rejected: dict[int, str]) -> dict[str, int]:
+    """Rejections per reason ("engine error", "length", "silent", "clipped")."""
+    return dict(sorted(Counter(why if why == "engine error" else why.split(" ")[0]
+                               for why in rejected.values()).items()))
 
 
 def speak(texts: list[str], out: Path, count: int, seed: int = 0, kind: str = "speech",
           progress=iter) -> dict[str, int]:
     """``count`` renderings of ``texts`` (in turn) by voices drawn across every installed engine,
-    into ``out/<kind>`` (label "none"), as :func:`render_jobs` makes them; returns the
-    rejections per reason."""
+    into ``out/<kind>`` (label "none"), as :func:`render_jobs` makes them, listed in
+    ``out/manifest.jsonl``; returns the rejections per reason."""
     engines = installed_engines()
     rng = np.random.default_rng(seed)
     jobs = [(kind, texts[i % len(texts)], v) for i, v in enumerate(voices(count, rng, engines))]
-    return render_jobs(jobs, out, rng, {}, progress)[1]
+    forget(out)
+    rows, rejected = render_jobs(jobs, rng.uniform(0.9, 1.1, size=(len(jobs), 2)), out, {},
+                                 range(len(jobs)), progress)
+    write_manifest(out, rows)
+    return reasons(rejected)
 
 
-def render_jobs(jobs: list[tuple[str, str, Voice]], out: Path, rng: np.random.Generator,
-                labels: dict[str, str], progress=iter) -> tuple[dict, dict]:
-    """Render (kind, text, voice) jobs into ``out/<kind>/<index>-<voice>.wav`` (16 kHz, after a
-    random vocal tract length and speed change from ``rng``, broken renderings rejected) and
-    write ``out/manifest.jsonl`` (label: ``labels[kind]``, else "none").
+def render_jobs(jobs: list[tuple[str, str, Voice]], factors: np.ndarray, out: Path,
+                labels: dict[str, str], numbers, progress=iter
+                ) -> tuple[list[dict], dict[int, str]]:
+    """Render the (kind, text, voice) jobs ``numbers`` into
+    ``out/<kind>/<number>-<voice>.wav`` (:func:`kws.data.corpora.rendering_name`; 16 kHz, after
+    the job's vocal tract length and speed ``factors``; broken renderings rejected).
 
     The engines run side by side in worker threads (most are separate programs); the results
-    come back in order, so the random draws, and the files, do not depend on the worker count.
-    The renderings an earlier ``out/manifest.jsonl`` lists are deleted first (training reads
-    the folders, so none may outlive its manifest); no other file is touched.
-    Returns (renderings made per kind, rejections per reason)."""
+    come back in order, so the files do not depend on the worker count.
+    Returns (manifest rows of those made, label ``labels[kind]``, else "none";
+    {number: why} of those rejected)."""
     import soundfile
 
-    forget(out)
-    made: dict[str, int] = {}
-    rejected: dict[str, int] = {}
-    lines = []
+    numbers = list(numbers)
+    rows, rejected = [], {}
     workers = ThreadPoolExecutor(os.cpu_count() or 1)
     try:
-        results = workers.map(attempt, jobs)
-        for i in progress(range(len(jobs))):
+        results = workers.map(attempt, [jobs[i] for i in numbers])
+        for i in progress(numbers):
             kind, text, voice = jobs[i]
             wave = next(results)
             if isinstance(wave, RuntimeError):
-                rejected["engine error"] = rejected.get("engine error", 0) + 1
+                rejected[i] = "engine error"
                 log.warning("%s", wave)
                 continue
-            wave = vtlp(wave, float(rng.uniform(0.9, 1.1)))
-            wave = change_speed(wave, float(rng.uniform(0.9, 1.1)))
+            wave = vtlp(wave, float(factors[i, 0]))
+            wave = change_speed(wave, float(factors[i, 1]))
             reason = broken(wave, max_s=4.0 if kind == "positive" else 8.0)
             if reason:
-                rejected[reason.split(" ")[0]] = rejected.get(reason.split(" ")[0], 0) + 1
+                rejected[i] = reason
                 continue
             folder = out / kind
             folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"{i:05d}-{voice.id}.wav"
+            path = folder / rendering_name(i, voice.id)
             soundfile.write(path, wave, 16000, subtype="PCM_16")
-            made[kind] = made.get(kind, 0) + 1
-            lines.append(json.dumps({"path": f"{kind}/{path.name}",
-                                     "label": labels.get(kind, "none"), "speaker": voice.id,
-                                     "text": text}))
+            rows.append({"path": f"{kind}/{path.name}", "label": labels.get(kind, "none"),
+                         "speaker": voice.id, "text": text})
     finally:  # on an error or a signal, the queued renderings are dropped, not awaited
         workers.shutdown(cancel_futures=True)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "manifest.jsonl").write_text("\n".join(lines) + "\n")
-    return made, rejected
+    return rows, rejected
 
 
 def forget(out: Path) -> None:
@@ -185,17 +222,67 @@ def keyword_name(phrase: str) -> str:
 def rendered(phrase: str, folder: Path, count: int, seed: int = 0,
              confusables: int | None = None, progress=iter,
              engines: list[str] | None = None) -> list[dict]:
-    """The manifest rows of ``folder``, rendered first unless a rendering of the same phrase,
-    seed and counts by the same ``engines`` (default: every installed one) is already there."""
-    report = folder / "report.json"
+    """The manifest rows of ``folder``, rendered first unless a whole rendering of the same
+    phrase, seed and counts by the same ``engines`` (default: every installed one) is there."""
     wanted = {"positive": count, "confusable": count if confusables is None else confusables}
     engines = engines or installed_engines()
-    old = json.loads(report.read_text()) if report.is_file() else {}
-    if (old.get("phrase"), old.get("seed"), old.get("requested"), old.get("engines")) != \
-            (phrase, seed, wanted, engines):
+    if report_of(folder, phrase, seed, wanted, engines).get("partial", True):
         synthesize(phrase, folder, count, seed, confusables, progress, engines)
+    return manifest_rows(folder)
+
+
+def report_of(folder: Path, phrase: str, seed: int, wanted: dict, engines: list[str]) -> dict:
+    """``folder/report.json`` if it is a rendering of this phrase, seed, counts and engines,
+    else {}."""
+    report = folder / "report.json"
+    old = json.loads(report.read_text()) if report.is_file() else {}
+    same = (old.get("phrase"), old.get("seed"), old.get("requested"), old.get("engines")) == \
+        (phrase, seed, wanted, engines)
+    return old if same else {}
+
+
+def manifest_rows(folder: Path) -> list[dict]:
+    """The rows of ``folder/manifest.jsonl``."""
     return [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()
             if line.strip()]
+
+
+def rendered_for(phrase: str, folder: Path, count: int, seed: int,
+                 wanted: list[tuple[int, ...]], split, progress=iter,
+                 engines: list[str] | None = None) -> int:
+    """Make in ``folder`` only the positive renderings of ``phrase`` that training will use,
+    of the ``count`` (:func:`planned_jobs`: the same voices) a whole rendering would make:
+    for each tuple of rendering numbers in ``wanted`` (a :class:`kws.train.sequences.Slot`'s),
+    in order, until one in the training split (``split(path)``) is made; and every one of the
+    validation split (validation scores them). Renderings made before are kept and reused.
+    Returns how many are there."""
+    engines = engines or installed_engines()
+    requested = {"positive": count, "confusable": 0}
+    old = report_of(folder, phrase, seed, requested, engines)
+    if not old:
+        forget(folder)
+    rows = manifest_rows(folder) if old else []
+    rejected = {int(i): why for i, why in old.get("rejected_numbers", {}).items()}
+    jobs, factors = planned_jobs(phrase, count, seed, 0, engines)
+    splits = [split(folder / "positive" / rendering_name(i, voice.id))
+              for i, (_, _, voice) in enumerate(jobs)]
+    todo = {i for i, where in enumerate(splits) if where == "val"}
+    while True:
+        made = {rendering_number(row["path"]) for row in rows}
+        for numbers in wanted:
+            first = next((i for i in numbers if splits[i] == "train" and i not in rejected),
+                         None)
+            if first is not None:
+                todo.add(first)
+        todo -= made | set(rejected)
+        if not todo:
+            break
+        log.info("%s: rendering %d of %d (those training draws)", phrase, len(todo), count)
+        new_rows, new_rejected = render_jobs(jobs, factors, folder, {"positive": phrase},
+                                             sorted(todo), progress)
+        rows, rejected = rows + new_rows, rejected | new_rejected
+        write_rendering(folder, phrase, seed, engines, requested, rows, rejected, partial=True)
+    return len(rows)
 
 
 def with_synthetic_voices(cfg, folder: Path, progress=iter):
@@ -224,8 +311,9 @@ def synthetic_config(cfg, phrase: str, folder: Path, count: int, seed: int = 0, 
     there), its confusables as ``[data] confusable_dirs``; no real recording of the phrase.
     Every ``[data] auxiliary_dirs`` keyword but the phrase becomes a ``model.auxiliary``
     keyword: its real recordings and ``[data] auxiliary_renderings`` renderings by every
-    installed engine but ``[data] auxiliary_skip_engines`` (made once per machine in
-    ``$KWS_CACHE/synth``, shared by every phrase).
+    installed engine but ``[data] auxiliary_skip_engines`` (made in ``$KWS_CACHE/synth`` and
+    shared by every phrase; with ``[data] auxiliary_render = "drawn"``, only those the feature
+    pool draws, and the validation split's: :func:`rendered_for`).
 
     Raises:
         ValueError: ``auxiliary_skip_engines`` names an unknown engine, or leaves none.
@@ -244,21 +332,33 @@ def synthetic_config(cfg, phrase: str, folder: Path, count: int, seed: int = 0, 
     rendered(phrase, folder, count, seed, progress=progress)
     name = keyword_name(phrase)
     dirs = {name: (str((folder / "positive").resolve()),)}
-    for kw, real in cfg.data.auxiliary_dirs.items():
-        if kw == name:
-            continue
-        dirs[kw] = tuple(str(cfg.resolve(d).resolve()) for d in real)
-        if n_aux:
-            voices_of = cache_dir() / "synth" / f"{kw}-{seed}-{n_aux}"
-            rendered(kw.replace("_", " "), voices_of, n_aux, seed, 0, progress, aux_engines)
-            dirs[kw] += (str((voices_of / "positive").resolve()),)
+    dirs |= {kw: tuple(str(cfg.resolve(d).resolve()) for d in real)
+             for kw, real in cfg.data.auxiliary_dirs.items() if kw != name}
     auxiliary = tuple(kw for kw in dirs if kw != name)
     data = dataclasses.replace(
-        cfg.data, keyword_dirs=dirs, holdout={},
+        cfg.data, keyword_dirs=dict(dirs), holdout={},
         negative_dirs=tuple(str(cfg.resolve(d).resolve()) for d in cfg.data.negative_dirs),
         confusable_dirs=(str((folder / "confusable").resolve()),),
         eval_negative_dirs=tuple(str(cfg.resolve(d).resolve())
                                  for d in cfg.data.eval_negative_dirs),
         noise_dirs=tuple(str(cfg.resolve(d).resolve()) for d in cfg.data.noise_dirs))
-    return dataclasses.replace(cfg, data=data, model=dataclasses.replace(
+    out = dataclasses.replace(cfg, data=data, model=dataclasses.replace(
         cfg.model, keywords=(name,), auxiliary=auxiliary))
+    if not n_aux:
+        return out
+    # auxiliary_render = "drawn": the renderings the feature pool draws are known now, only
+    # those are made (a draw's law is the same as over all n_aux; kws.train.sequences.Slot)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    slots = [slot for rank in range(world)
+             for batch in keyword_slots(out, auxiliary, cfg.train.seed, rank)
+             for slot in batch]
+    for a, kw in enumerate(auxiliary):
+        voices_of = cache_dir() / "synth" / f"{kw}-{seed}-{n_aux}"
+        if slots:
+            rendered_for(kw.replace("_", " "), voices_of, n_aux, seed,
+                         [slot.renderings for slot in slots if slot.auxiliary == a],
+                         lambda path, kw=kw: split_of(path, kw, out), progress, aux_engines)
+        else:
+            rendered(kw.replace("_", " "), voices_of, n_aux, seed, 0, progress, aux_engines)
+        dirs[kw] += (str((voices_of / "positive").resolve()),)
+    return dataclasses.replace(out, data=dataclasses.replace(out.data, keyword_dirs=dirs))

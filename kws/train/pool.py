@@ -14,11 +14,13 @@ may hold confusables) are drawn for the run, with the shares set so the pool as 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import os
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -28,10 +30,12 @@ import torch
 from kws.core.config import to_dict
 from kws.features.cache import cache_dir
 from kws.train import workers
+from kws.train.sequences import CANDIDATES, PARTIAL_KEYWORD_SHARE, Slot, draw_slot
 
 log = logging.getLogger(__name__)
 
 CORPUS_SHARE = 0.5  # of the pool's negative sequences: corpus audio alone, cached
+SLOT_STREAM = 779  # the seeds of the keyword part's slots: (seed, SLOT_STREAM, rank, batch, row)
 FORMAT = 1
 POOL_COLUMNS = ("features", "labels", "start", "end")
 # the modules whose code decides what a corpus sequence and its features are (decoding,
@@ -54,6 +58,36 @@ def pool_sizes(total: int, positive_share: float, partial_share: float
     partial = min(1.0, total * (1 - positive_share) * partial_share
                   / max(1.0, rest * (1 - positive))) if positive < 1 else 0.0
     return corpus, positive, partial
+
+
+def keyword_slots(cfg, auxiliary: tuple[str, ...], seed: int, rank: int = 0
+                  ) -> list[list[Slot]]:
+    """The :class:`kws.train.sequences.Slot` of each row of each batch of the pool's keyword
+    part (every sequence but the cached corpus negatives) for a run of ``cfg`` with
+    ``auxiliary`` keywords, pool ``seed`` and ``rank``: a function of these alone, so the
+    renderings the pool will use are known before they are made. The k-th slot of an
+    auxiliary keyword names the k-th ``CANDIDATES`` numbers of a stream of that keyword's own,
+    whatever the other keywords: phrases share their renderings. None (rows drawn as fresh
+    sequences are) without a pool or unless ``[data] auxiliary_render = "drawn"``."""
+    t = cfg.train
+    if not t.feature_pool or cfg.data.auxiliary_render != "drawn":
+        return []
+    n_corpus, positive, partial = pool_sizes(t.feature_pool, t.positive_share,
+                                             PARTIAL_KEYWORD_SHARE)
+    batches = -(-(t.feature_pool - n_corpus) // t.batch_size)
+    streams = [np.random.default_rng([seed, SLOT_STREAM, rank, zlib.crc32(kw.encode())])
+               for kw in auxiliary]
+
+    def slot(j: int, i: int) -> Slot:
+        drawn = draw_slot(np.random.default_rng([seed, SLOT_STREAM, rank, j, i]), positive,
+                          partial, len(auxiliary), t.auxiliary_share)
+        if drawn.auxiliary < 0 or not cfg.data.auxiliary_renderings:
+            return drawn
+        numbers = streams[drawn.auxiliary].integers(cfg.data.auxiliary_renderings,
+                                                    size=CANDIDATES)
+        return dataclasses.replace(drawn, renderings=tuple(int(r) for r in numbers))
+
+    return [[slot(j, i) for i in range(t.batch_size)] for j in range(batches)]
 
 
 def file_list(paths: Iterable[Path]) -> list[tuple[str, int, int]]:

@@ -19,13 +19,14 @@ import numpy as np
 from kws.core import mixing
 from kws.core.audio import speech_bounds
 from kws.core.config import AugmentConfig
-from kws.data.corpora import Clips, inside
+from kws.data.corpora import Clips, inside, rendering_number
 from kws.train import augment
 
 log = logging.getLogger(__name__)
 PARTIAL_KEYWORD_SHARE = 0.15  # of negative sequences: the first half of a keyword clip
 SILENT_SHARE = 0.15  # of sequences: no background speech, only what noise mixing adds
 GAP_S = 0.1  # silence kept around a placed keyword (the clip itself carries 0.15 s margins)
+CANDIDATES = 16  # rendering numbers a slot names (each misses the training split 20% of the time)
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,40 @@ class Sequence:
     end_s: float = 0.0
 
 
+@dataclass(frozen=True)
+class Slot:
+    """What one feature-pool sequence holds, drawn ahead from a seed of its own
+    (:func:`kws.train.pool.keyword_slots`), so which renderings training will use is known
+    before any is made (:func:`kws.synth.synthesize.synthetic_config` renders only those).
+
+    Attributes:
+        kind: "positive", "partial" (a keyword's first half, in a negative) or "negative".
+        auxiliary: index among the auxiliary keywords, or -1 (the run's own keywords).
+        real: uniform in [0, 1): one of the auxiliary keyword's real recordings when below its
+            real share, which picks it too (``int(real / share * n_real)``).
+        renderings: rendering numbers (:func:`kws.data.corpora.rendering_number`), in order:
+            the first one among the keyword's training clips is used (a number can be in
+            another split, or its rendering rejected).
+    """
+
+    kind: str
+    auxiliary: int = -1
+    real: float = 0.0
+    renderings: tuple[int, ...] = ()
+
+
+def draw_slot(rng: np.random.Generator, positive_share: float, partial_share: float,
+              n_auxiliary: int, auxiliary_share: float) -> Slot:
+    """A :class:`Slot` without renderings: positive with ``positive_share``, else partial with
+    ``partial_share``; a keyword of either kind is auxiliary with ``auxiliary_share`` (one of
+    ``n_auxiliary``, evenly)."""
+    kind = "positive" if rng.random() < positive_share else \
+        "partial" if rng.random() < partial_share else "negative"
+    if kind == "negative" or not n_auxiliary or rng.random() >= auxiliary_share:
+        return Slot(kind)
+    return Slot(kind, int(rng.integers(n_auxiliary)), float(rng.random()))
+
+
 class SequenceMaker:
     """Draws random training sequences from decoded clips; see the module docstring."""
 
@@ -53,12 +88,14 @@ class SequenceMaker:
                  negative_draw: str = "file",
                  partial_share: float = PARTIAL_KEYWORD_SHARE,
                  auxiliary: tuple[str, ...] = (), auxiliary_share: float = 0.0,
-                 real_share: float | None = None, real_roots: tuple[Path, ...] = ()) -> None:
+                 real_share: float | None = None, real_roots: tuple[Path, ...] = (),
+                 renderings: float = 0.0) -> None:
         """``auxiliary`` keywords (labels after those of ``keywords``) are drawn for
         ``auxiliary_share`` of the keyword clips, evenly among them. An auxiliary keyword's clip
         comes from its real recordings (the clips below ``real_roots``) with probability
         ``real_share`` and from its other clips (renderings) otherwise; ``None`` draws
-        uniformly over all its clips."""
+        uniformly over all its clips: in a :class:`Slot`, over its real recordings and the
+        ``renderings`` (expected count) that a full rendering puts in the training split."""
         keywords = tuple(keywords) + tuple(auxiliary)
         missing = [kw for kw in keywords if not clips.positives.get(kw)]
         if missing:
@@ -84,12 +121,17 @@ class SequenceMaker:
                 b = min(len(wave), int(end * sample_rate) + margin)
                 items.append((wave[a:b], start - a / sample_rate, end - a / sample_rate))
             self.positives.append(items)
-        self.real_share = real_share
+        self.real_share, self.renderings = real_share, renderings
         self.real_split = []  # per auxiliary keyword: indices of its real clips, of the others
-        for kw in auxiliary if real_share is not None else ():
+        self.rendered = []  # per auxiliary keyword: rendering number -> index of its clip
+        for kw in auxiliary:
             real = [inside(path, list(real_roots)) for path, _ in clips.positives[kw]]
             self.real_split.append(([i for i, r in enumerate(real) if r],
                                     [i for i, r in enumerate(real) if not r]))
+            numbers = [None if r else rendering_number(path)
+                       for r, (path, _) in zip(real, clips.positives[kw])]
+            self.rendered.append({number: i for i, number in enumerate(numbers)
+                                  if number is not None})
             log.info("%s: %d real clips, %d renderings", kw, sum(real), len(real) - sum(real))
 
     def background(self, rng: np.random.Generator) -> np.ndarray:
@@ -112,16 +154,22 @@ class SequenceMaker:
             pos += length + int(rng.uniform(0.0, 0.6) * self.sr)
         return out
 
-    def keyword(self, rng: np.random.Generator) -> tuple[int, np.ndarray, float, float]:
-        """A random keyword clip after speed, tempo, vocal tract length and level changes:
-        (index, clip, start_s, end_s)."""
+    def keyword(self, rng: np.random.Generator, slot: Slot | None = None
+                ) -> tuple[int, np.ndarray, float, float]:
+        """A random keyword clip (the auxiliary one ``slot`` names, if it names one) after
+        speed, tempo, vocal tract length and level changes: (index, clip, start_s, end_s)."""
         n = len(self.keywords) - self.n_auxiliary
-        # ">= 1 - share" (not "< share"): the draws the measured models were trained with
-        if self.n_auxiliary and rng.random() >= 1 - self.auxiliary_share:
-            k = n + int(rng.integers(self.n_auxiliary))
-        else:  # without auxiliary keywords nothing more is drawn than before they existed
-            k = int(rng.integers(n))
-        clip, start, end = self.positives[k][self.clip_index(k, rng)]
+        if slot is not None and slot.auxiliary >= 0:
+            k = n + slot.auxiliary
+            index = self.slot_index(slot)
+        else:
+            # ">= 1 - share" (not "< share"): the draws the measured models were trained with
+            if slot is None and self.n_auxiliary and rng.random() >= 1 - self.auxiliary_share:
+                k = n + int(rng.integers(self.n_auxiliary))
+            else:  # without auxiliary keywords nothing more is drawn than before they existed
+                k = int(rng.integers(n))
+            index = self.clip_index(k, rng)
+        clip, start, end = self.positives[k][index]
         speed = rng.uniform(*self.aug.speed)
         clip = augment.change_speed(clip, speed)
         tempo = 1.0
@@ -134,11 +182,36 @@ class SequenceMaker:
         clip = clip * np.float32(10 ** (rng.uniform(-30, -12) / 20) / mixing.rms(clip))
         return k, clip, start / factor, end / factor
 
+    def slot_index(self, slot: Slot) -> int:
+        """Which clip of the auxiliary keyword ``slot`` names to use: a real recording with the
+        real share (``real_share``, else real / (real + ``renderings``)), else the first of its
+        renderings that is here; a real one when none is.
+
+        Raises:
+            ValueError: neither a real recording nor a named rendering is among the clips.
+        """
+        real, _ = self.real_split[slot.auxiliary]
+        rendered = self.rendered[slot.auxiliary]
+        if not rendered:  # no numbered rendering (clips named otherwise): uniform over all
+            return int(slot.real * len(self.real_split[slot.auxiliary][1] + real))
+        share = self.real_share if self.real_share is not None else \
+            len(real) / max(1e-9, len(real) + self.renderings)
+        chosen = next((rendered[r] for r in slot.renderings if r in rendered), None)
+        if real and (slot.real < share or chosen is None):
+            u = slot.real / share if slot.real < share else slot.real  # uniform in [0, 1)
+            return real[int(u * len(real))]
+        if chosen is None:
+            name = self.keywords[len(self.keywords) - self.n_auxiliary + slot.auxiliary]
+            raise ValueError(f"auxiliary keyword {name!r}: none of the renderings "
+                             f"{list(slot.renderings)} is among its training clips, and it has "
+                             "no real recording")
+        return chosen
+
     def clip_index(self, k: int, rng: np.random.Generator) -> int:
         """Which clip of keyword ``k`` to use: uniform, or real with ``real_share`` for an
         auxiliary keyword that has both real clips and renderings."""
         n = len(self.keywords) - self.n_auxiliary
-        if self.real_split and k >= n and all(self.real_split[k - n]):
+        if self.real_share is not None and k >= n and all(self.real_split[k - n]):
             group = self.real_split[k - n][0 if rng.random() < self.real_share else 1]
             return group[int(rng.integers(len(group)))]
         return int(rng.integers(len(self.positives[k])))
@@ -150,12 +223,17 @@ class SequenceMaker:
         part = clip[: self.n - offset]
         wave[offset:offset + len(part)] += part
 
-    def make(self, rng: np.random.Generator) -> Sequence:
-        """Draw one augmented sequence."""
+    def make(self, rng: np.random.Generator, slot: Slot | None = None) -> Sequence:
+        """Draw one augmented sequence (of the kind and auxiliary clip ``slot`` says)."""
         wave = self.background(rng)
         label, start_s, end_s = 0, 0.0, 0.0
-        if rng.random() < self.positive_share:
-            k, clip, start, end = self.keyword(rng)
+        if slot is None:
+            kind = "positive" if rng.random() < self.positive_share else \
+                "partial" if rng.random() < self.partial_share else "negative"
+        else:
+            kind = slot.kind
+        if kind == "positive":
+            k, clip, start, end = self.keyword(rng, slot)
             end_sample = int(end * self.sr)
             latest = self.n - int(0.3 * self.sr)  # leave time after the keyword to fire
             end_at = int(rng.integers(min(end_sample, latest - 1), latest))
@@ -165,8 +243,8 @@ class SequenceMaker:
             label = k + 1
             start_s = max(0.0, (offset - cut) / self.sr + start)
             end_s = end_at / self.sr
-        elif rng.random() < self.partial_share:
-            _, clip, start, end = self.keyword(rng)
+        elif kind == "partial":
+            _, clip, start, end = self.keyword(rng, slot)
             cut = int((start + rng.uniform(0.3, 0.55) * (end - start)) * self.sr)
             self.place(wave, clip[:cut], int(rng.integers(0, max(1, self.n - cut))))
         return Sequence(self.finish(wave, rng), label, start_s, end_s)

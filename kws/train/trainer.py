@@ -144,7 +144,9 @@ class Trainer:
                              c.train.negative_draw, partial_share, c.model.auxiliary,
                              c.train.auxiliary_share, c.train.auxiliary_real_share,
                              tuple(c.resolve(folder) for folders in c.data.auxiliary_dirs.values()
-                                   for folder in folders))
+                                   for folder in folders),
+                             c.data.auxiliary_renderings
+                             * (1 - c.data.val_fraction - c.data.test_fraction))
 
     def batch(self, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
         """Features ``(B, T, n_mels)`` plus labels and keyword bounds in steps: fresh sequences,
@@ -162,9 +164,15 @@ class Trainer:
         n_corpus, positive, partial = pool.pool_sizes(t.feature_pool, t.positive_share,
                                                       PARTIAL_KEYWORD_SHARE)
         own = self.sequence_maker(self.train_clips, positive, partial)
-        keyword_part = pool.draw(lambda j: self.draw(self.rng(777, j), own.make, "cpu"),
-                                 t.feature_pool - n_corpus, t.batch_size, progress,
-                                 "feature pool: keyword sequences", self.processes)
+        slots = pool.keyword_slots(cfg, cfg.model.auxiliary, self.pool_seed, self.rank)
+
+        def keyword_batch(j: int) -> tuple[torch.Tensor, ...]:  # as self.draw, rows by slot
+            rng = self.rng(777, j)
+            return self.columns([own.make(rng, slots[j][i] if slots else None)
+                                 for i in range(t.batch_size)], "cpu")
+
+        keyword_part = pool.draw(keyword_batch, t.feature_pool - n_corpus, t.batch_size,
+                                 progress, "feature pool: keyword sequences", self.processes)
         corpus = corpora.from_corpora(cfg, self.train_clips)
         maker = self.sequence_maker(corpus, 0.0)
         key = pool.corpus_key(cfg, [p for p, _ in corpus.negatives], corpora.noise_paths(cfg),
