@@ -428,7 +428,7 @@ def test_auxiliary_keywords_skip_the_engines_the_config_names(tmp_path, monkeypa
 def test_only_the_renderings_training_draws_are_made_and_kept(tmp_path, monkeypatch):
     """rendered_for: for each slot's numbers, the first in the training split that renders is
     made (a rejected one passes to the next), and the whole validation split; a second call
-    renders nothing again, a new number alone; a whole rendering replaces the partial one."""
+    renders nothing again, a new number alone; rendered() completes the partial folder."""
     from kws.data.corpora import rendering_number
     from kws.synth import synthesize as module
 
@@ -462,7 +462,9 @@ def test_only_the_renderings_training_draws_are_made_and_kept(tmp_path, monkeypa
     assert calls == []
     module.rendered_for("up", folder, 40, 0, [(12,)], split)
     assert len(calls) == 1 and made() == {0, 10, 20, 30, 3, 9, 5, 4, 12}
-    module.rendered("up", folder, 40, 0, 0, engines=["flite"])
+    calls.clear()
+    module.rendered("up", folder, 40, 0, 0, engines=["flite"])  # completed, nothing made again
+    assert len(calls) == 40 - 9 - 1 and failing.id not in calls
     assert len(made()) == 39 and not json.loads((folder / "report.json").read_text())["partial"]
     calls.clear()
     module.rendered_for("up", folder, 40, 0, [(33,)], split)

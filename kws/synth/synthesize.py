@@ -222,12 +222,16 @@ def keyword_name(phrase: str) -> str:
 def rendered(phrase: str, folder: Path, count: int, seed: int = 0,
              confusables: int | None = None, progress=iter,
              engines: list[str] | None = None) -> list[dict]:
-    """The manifest rows of ``folder``, rendered first unless a whole rendering of the same
-    phrase, seed and counts by the same ``engines`` (default: every installed one) is there."""
+    """The manifest rows of ``folder``, rendered first unless a rendering of the same phrase,
+    seed and counts by the same ``engines`` (default: every installed one) is already there;
+    one that :func:`rendered_for` left partial is completed (what it made is kept)."""
     wanted = {"positive": count, "confusable": count if confusables is None else confusables}
     engines = engines or installed_engines()
-    if report_of(folder, phrase, seed, wanted, engines).get("partial", True):
+    old = report_of(folder, phrase, seed, wanted, engines)
+    if not old:
         synthesize(phrase, folder, count, seed, confusables, progress, engines)
+    elif old.get("partial"):
+        add_renderings(folder, phrase, count, seed, engines, range(count), progress, False)
     return manifest_rows(folder)
 
 
@@ -257,32 +261,42 @@ def rendered_for(phrase: str, folder: Path, count: int, seed: int,
     validation split (validation scores them). Renderings made before are kept and reused.
     Returns how many are there."""
     engines = engines or installed_engines()
-    requested = {"positive": count, "confusable": 0}
-    old = report_of(folder, phrase, seed, requested, engines)
-    if not old:
+    if not report_of(folder, phrase, seed, {"positive": count, "confusable": 0}, engines):
         forget(folder)
-    rows = manifest_rows(folder) if old else []
-    rejected = {int(i): why for i, why in old.get("rejected_numbers", {}).items()}
-    jobs, factors = planned_jobs(phrase, count, seed, 0, engines)
+    jobs, _ = planned_jobs(phrase, count, seed, 0, engines)
     splits = [split(folder / "positive" / rendering_name(i, voice.id))
               for i, (_, _, voice) in enumerate(jobs)]
     todo = {i for i, where in enumerate(splits) if where == "val"}
     while True:
-        made = {rendering_number(row["path"]) for row in rows}
-        for numbers in wanted:
-            first = next((i for i in numbers if splits[i] == "train" and i not in rejected),
-                         None)
-            if first is not None:
-                todo.add(first)
-        todo -= made | set(rejected)
+        made, rejected = add_renderings(folder, phrase, count, seed, engines, todo, progress)
+        firsts = (next((i for i in numbers if splits[i] == "train" and i not in rejected), None)
+                  for numbers in wanted)
+        todo = {i for i in firsts if i is not None} - made
         if not todo:
-            break
-        log.info("%s: rendering %d of %d (those training draws)", phrase, len(todo), count)
-        new_rows, new_rejected = render_jobs(jobs, factors, folder, {"positive": phrase},
-                                             sorted(todo), progress)
+            return len(made)
+
+
+def add_renderings(folder: Path, phrase: str, count: int, seed: int, engines: list[str],
+                   numbers, progress=iter, partial: bool = True) -> tuple[set[int], dict]:
+    """Add the positive renderings ``numbers`` of the ``count`` that :func:`planned_jobs`
+    plans to ``folder`` (those made or rejected before are not tried again) and write its
+    manifest and report (partial unless ``partial`` is False or it was whole already).
+    Returns the numbers made and {number: why} of those rejected, so far."""
+    requested = {"positive": count, "confusable": 0}
+    old = report_of(folder, phrase, seed, requested, engines)
+    rows = manifest_rows(folder) if old else []
+    rejected = {int(i): why for i, why in old.get("rejected_numbers", {}).items()}
+    todo = sorted(set(numbers) - {rendering_number(row["path"]) for row in rows} - set(rejected))
+    if todo or not old:
+        log.info("%s: rendering %d of %d", phrase, len(todo), count)
+        jobs, factors = planned_jobs(phrase, count, seed, 0, engines)
+        new_rows, new_rejected = render_jobs(jobs, factors, folder, {"positive": phrase}, todo,
+                                             progress)
         rows, rejected = rows + new_rows, rejected | new_rejected
-        write_rendering(folder, phrase, seed, engines, requested, rows, rejected, partial=True)
-    return len(rows)
+        whole = old and not old.get("partial")
+        write_rendering(folder, phrase, seed, engines, requested, rows, rejected,
+                        partial=partial and not whole)
+    return {rendering_number(row["path"]) for row in rows}, rejected
 
 
 def with_synthetic_voices(cfg, folder: Path, progress=iter):
