@@ -155,9 +155,8 @@ def collect(cfg: Config) -> list[Utterance]:
     for kw, folders in d.keyword_dirs.items():
         utts = [u for folder in folders
                 for u in read_keyword_folder(kw, cfg.resolve(folder), d.holdout.get(kw, ()))]
-        # a keyword with holdout ranges is tested on exactly those files
-        test_fraction = 0.0 if d.holdout.get(kw) else d.test_fraction
-        keyword_utts += assign_splits(utts, d.val_fraction, test_fraction, d.seed)
+        keyword_utts += assign_splits(utts, d.val_fraction, keyword_test_fraction(cfg, kw),
+                                      d.seed)
     # a keyword's recordings are never its negatives, even in a folder below a negative one
     # (Speech Commands' "yes" as an auxiliary keyword, its parent folder as negatives)
     keyword_folders = [cfg.resolve(f) for folders in d.keyword_dirs.values() for f in folders]
@@ -242,7 +241,13 @@ def split_of(path: Path, label: str, cfg: Config) -> str:
     ``path``, whether or not it exists yet."""
     d = cfg.data
     return assign_splits([Utterance(path, label, speaker_of(path))], d.val_fraction,
-                         0.0 if d.holdout.get(label) else d.test_fraction, d.seed)[0].split
+                         keyword_test_fraction(cfg, label), d.seed)[0].split
+
+
+def keyword_test_fraction(cfg: Config, keyword: str) -> float:
+    """The share of ``keyword``'s speakers held out for test: none for a keyword with holdout
+    ranges (it is tested on exactly those files), else ``[data] test_fraction``."""
+    return 0.0 if cfg.data.holdout.get(keyword) else cfg.data.test_fraction
 
 
 def inside(path: str | Path, folders: list[Path]) -> bool:
