@@ -387,6 +387,37 @@ def test_rendering_again_deletes_the_earlier_renderings_only(tmp_path, monkeypat
     assert (tmp_path / "outside.wav").read_bytes() == b"not ours"
 
 
+def test_a_doctored_report_or_manifest_is_not_trusted(tmp_path, monkeypatch, caplog):
+    """A rendering folder is a cache: a report.json that is not one of ours makes it render
+    again (named in a warning, not a Python error), and manifest rows that name no file
+    inside the folder are not handed to training."""
+    from kws.synth import synthesize as module
+
+    calls = []
+    monkeypatch.setattr(module, "render", lambda v, t: calls.append(v) or fake_render(v, t))
+    out = tmp_path / "out"
+    first = module.rendered("up", out, 4, confusables=2, engines=["flite"])
+    rendered_once = calls.copy()
+    assert len(first) >= 4 and len(rendered_once) >= 5
+    report = json.loads((out / "report.json").read_text())
+    for doctored in ("not json", json.dumps({**report, "rejected_numbers": ["7"]}),
+                     json.dumps({**report, "rejected_numbers": {"x": "y"}}), "[1, 2]"):
+        (out / "report.json").write_text(doctored)
+        caplog.clear()
+        calls.clear()
+        assert module.rendered("up", out, 4, confusables=2, engines=["flite"]) == first
+        assert calls == rendered_once and "is not a rendering report" in caplog.text
+        assert json.loads((out / "report.json").read_text()) == report
+    (tmp_path / "secret.wav").write_bytes(b"not ours")
+    with open(out / "manifest.jsonl", "a") as f:
+        f.write('{"path": "../secret.wav", "label": "up"}\n[1]\n{"path": 5}\n')
+    caplog.clear()
+    calls.clear()
+    assert module.rendered("up", out, 4, confusables=2, engines=["flite"]) == first
+    assert calls == [] and caplog.text.count("left out") == 3
+    assert "'../secret.wav' is outside" in caplog.text
+
+
 def test_auxiliary_keywords_skip_the_engines_the_config_names(tmp_path, monkeypatch):
     """[data] auxiliary_skip_engines: the phrase is rendered by every installed engine, the
     auxiliary keywords by the others; an unknown name, or one that leaves no engine, is refused

@@ -192,14 +192,9 @@ def forget(out: Path) -> None:
     manifest = out / "manifest.jsonl"
     if not manifest.is_file():
         return
-    root = out.resolve()
-    for line in manifest.read_text().splitlines():
-        try:
-            path = (root / json.loads(line)["path"]).resolve()
-        except (ValueError, KeyError, TypeError):  # not a row this module wrote
-            continue
-        if path.is_relative_to(root) and path.is_file():
-            path.unlink()
+    for row in manifest_rows(out):
+        if (out / row["path"]).is_file():
+            (out / row["path"]).unlink()
     manifest.unlink()
 
 
@@ -237,18 +232,36 @@ def rendered(phrase: str, folder: Path, count: int, seed: int = 0,
 
 def report_of(folder: Path, phrase: str, seed: int, wanted: dict, engines: list[str]) -> dict:
     """``folder/report.json`` if it is a rendering of this phrase, seed, counts and engines,
-    else {}."""
+    else {} (also when it is not a report this module wrote: the folder is rendered again)."""
     report = folder / "report.json"
-    old = json.loads(report.read_text()) if report.is_file() else {}
+    try:
+        old = json.loads(report.read_text()) if report.is_file() else {}
+        rejected = old.get("rejected_numbers", {})
+        if not (isinstance(rejected, dict) and all(k.isdigit() for k in rejected)):
+            raise ValueError(f"rejected_numbers {str(rejected)[:80]!r} is not "
+                             "{number: reason}")
+    except (ValueError, AttributeError) as e:
+        log.warning("%s is not a rendering report (%s): rendering again", report, e)
+        return {}
     same = (old.get("phrase"), old.get("seed"), old.get("requested"), old.get("engines")) == \
         (phrase, seed, wanted, engines)
     return old if same else {}
 
 
 def manifest_rows(folder: Path) -> list[dict]:
-    """The rows of ``folder/manifest.jsonl``."""
-    return [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()
-            if line.strip()]
+    """The rows of ``folder/manifest.jsonl`` whose "path" names a file inside ``folder``
+    (others, which this module never writes, are left out with a warning)."""
+    root, rows = folder.resolve(), []
+    for n, line in enumerate((folder / "manifest.jsonl").read_text().splitlines(), 1):
+        try:
+            row = json.loads(line)
+            if not (root / row["path"]).resolve().is_relative_to(root):
+                raise ValueError(f"path {row['path']!r} is outside {folder}")
+            rows.append(row)
+        except (ValueError, KeyError, TypeError) as e:
+            if line.strip():
+                log.warning("%s line %d left out: %s", folder / "manifest.jsonl", n, e)
+    return rows
 
 
 def rendered_for(phrase: str, folder: Path, count: int, seed: int,
