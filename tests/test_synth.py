@@ -410,11 +410,12 @@ def test_a_doctored_report_or_manifest_is_not_trusted(tmp_path, monkeypatch, cap
         assert json.loads((out / "report.json").read_text()) == report
     (tmp_path / "secret.wav").write_bytes(b"not ours")
     with open(out / "manifest.jsonl", "a") as f:
-        f.write('{"path": "../secret.wav", "label": "up"}\n[1]\n{"path": 5}\n')
+        f.write('{"path": "../secret.wav", "label": "up"}\n[1]\n{"path": 5}\n'
+                '{"path": "positive/unlabelled.wav"}\n')
     caplog.clear()
     calls.clear()
     assert module.rendered("up", out, 4, confusables=2, engines=["flite"]) == first
-    assert calls == [] and caplog.text.count("left out") == 3
+    assert calls == [] and caplog.text.count("left out") == 4 and "no label" in caplog.text
     assert "'../secret.wav' is outside" in caplog.text
 
 

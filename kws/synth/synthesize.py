@@ -249,14 +249,17 @@ def report_of(folder: Path, phrase: str, seed: int, wanted: dict, engines: list[
 
 
 def manifest_rows(folder: Path) -> list[dict]:
-    """The rows of ``folder/manifest.jsonl`` whose "path" names a file inside ``folder``
-    (others, which this module never writes, are left out with a warning)."""
+    """The rows of ``folder/manifest.jsonl`` whose "path" names a file inside ``folder`` and
+    that have a "label" (others, which this module never writes, are left out with a
+    warning)."""
     root, rows = folder.resolve(), []
     for n, line in enumerate((folder / "manifest.jsonl").read_text().splitlines(), 1):
         try:
             row = json.loads(line)
             if not (root / row["path"]).resolve().is_relative_to(root):
                 raise ValueError(f"path {row['path']!r} is outside {folder}")
+            if not isinstance(row.get("label"), str):
+                raise ValueError("no label")
             rows.append(row)
         except (ValueError, KeyError, TypeError) as e:
             if line.strip():
