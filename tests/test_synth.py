@@ -390,7 +390,7 @@ def test_rendering_again_deletes_the_earlier_renderings_only(tmp_path, monkeypat
 def test_a_doctored_report_or_manifest_is_not_trusted(tmp_path, monkeypatch, caplog):
     """A rendering folder is a cache: a report.json that is not one of ours makes it render
     again (named in a warning, not a Python error), and manifest rows that name no file
-    inside the folder are not handed to training."""
+    inside the folder, or have no label, are not handed to training."""
     from kws.synth import synthesize as module
 
     calls = []
