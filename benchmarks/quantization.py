@@ -19,14 +19,14 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from kws.export.exporter import validation_report
-from kws.export.graph import build_graph, weights_from_model
-from kws.export.manifest import build_manifest
-from kws.export.quantize import quantize_weights, quantize_with_onnxruntime
 from onnx import numpy_helper
 
 from kws.core.contract import FLOAT_FILE, MANIFEST
 from kws.data import corpora as data
+from kws.export.exporter import validation_report
+from kws.export.graph import build_graph, weights_from_model
+from kws.export.manifest import build_manifest
+from kws.export.quantize import quantize_weights, quantize_with_onnxruntime
 from kws.features.cache import FeatureCache
 from kws.features.logmel import log_mel
 from kws.metrics.evaluate import miss_at

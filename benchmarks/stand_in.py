@@ -132,7 +132,6 @@ def rendered_config(listed: dict, root: Path) -> tuple[Config, dict]:
 def timed(cfg: Config, out: Path) -> dict:
     """Train and export ``cfg`` into ``out/run`` and ``out/model``; the seconds of each."""
     from kws.export.exporter import export_model
-
     from kws.train.run import train
 
     begun = time.time()

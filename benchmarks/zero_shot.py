@@ -115,7 +115,6 @@ def train_phrase(cfg: Config, phrase: str, run: Path, model: Path,
                  count: int | None = None) -> float:
     """Synthesise ``count`` renderings, train and export; returns the minutes it took."""
     from kws.export.exporter import export_model
-
     from kws.train.run import train
 
     begun = time.time()
@@ -183,7 +182,6 @@ def student_figures(phrase: str, teacher: Path, run: Path, student: Config, own:
     """Distil (unless done) and export a log-mel student of the phrase's teacher run, and
     score it as the teacher was scored (:func:`scored`'s ``own`` and ``excluded``)."""
     from kws.export.exporter import export_model
-
     from kws.train.distill import distill
 
     model = run.parent / f"{run.name}-model"

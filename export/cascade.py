@@ -19,8 +19,6 @@ import logging
 import shutil
 from pathlib import Path
 
-from kws.export.manifest import DEFAULT_FA_PER_HOUR, calibration_table, default_thresholds
-
 from kws.core.config import Config
 from kws.core.contract import (
     MANIFEST,
@@ -33,6 +31,7 @@ from kws.core.contract import (
 from kws.core.folders import atomic_folder
 from kws.core.timing import Timing
 from kws.data import corpora
+from kws.export.manifest import DEFAULT_FA_PER_HOUR, calibration_table, default_thresholds
 from kws.features.cache import FeatureCache
 from kws.metrics.evaluate import VAL_SNR_DB, evaluate, prepare_positives
 from kws.runtime import OnnxModel

@@ -25,6 +25,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
+
+from kws.core.config import Config
+from kws.core.contract import FLOAT_FILE, INT8_FILE, MANIFEST, Manifest, check_model_files, parse
+from kws.core.timing import Timing
+from kws.data import corpora
 from kws.export.graph import build_graph, weights_from_model
 from kws.export.manifest import (
     DEFAULT_FA_PER_HOUR,
@@ -34,11 +39,6 @@ from kws.export.manifest import (
 )
 from kws.export.quantize import quantize_weights
 from kws.export.verify import REFERENCE, Report, miss_bound, verify_folder
-
-from kws.core.config import Config
-from kws.core.contract import FLOAT_FILE, INT8_FILE, MANIFEST, Manifest, check_model_files, parse
-from kws.core.timing import Timing
-from kws.data import corpora
 from kws.features import features
 from kws.features.cache import FeatureCache
 from kws.metrics.evaluate import VAL_SNR_DB, evaluate, prepare_positives

@@ -20,10 +20,10 @@ from typing import Iterator
 
 import numpy as np
 import onnx
-from kws.export.graph import MATRICES
 from onnx import helper, numpy_helper
 
 from kws.core.contract import INPUT_FEATURES, INPUT_STATE
+from kws.export.graph import MATRICES
 
 METHODS = ("weights", "dynamic", "static")
 
@@ -41,7 +41,8 @@ def quantize_columns(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def quantize_weights(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy of ``model`` whose weight matrices are int8 + per-column scales (method ``weights``)."""
+    """A copy of ``model`` whose weight matrices are int8 + per-column scales (method
+    ``weights``)."""
     out = onnx.ModelProto()
     out.CopyFrom(model)
     graph = out.graph

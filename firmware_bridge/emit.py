@@ -16,10 +16,10 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from kws.firmware.tensors import blob_shape, load_blob
 
 from kws.core.contract import load_manifest
 from kws.features.logmel import mel_matrix
+from kws.firmware.tensors import blob_shape, load_blob
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from kws.firmware.tensors import crc32
 
 SOF = b"\xa5\x5a"

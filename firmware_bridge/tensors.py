@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from kws.firmware.onnx_reader import read_initializers
 
 from kws.core.contract import INT8_FILE, Manifest, load_manifest
+from kws.firmware.onnx_reader import read_initializers
 
 MAGIC, VERSION = 0x4D53574B, 1
 LAYERS = ("proj", "ih", "hh", "out")

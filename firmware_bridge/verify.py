@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from kws.firmware.emit import emit
 
 from kws.core.audio import float32_to_int16, load_audio
 from kws.core.decision import RuleState
+from kws.firmware.emit import emit
 from kws.runtime import OnnxModel
 
 SCORE_TOL = 0.02

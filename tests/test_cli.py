@@ -50,7 +50,7 @@ def test_the_example_systemd_units_run_valid_commands():
     units = sorted((Path(__file__).resolve().parents[1] / "docs" / "systemd").glob("*.service"))
     assert [u.name for u in units] == ["kws-listen.service", "kws-serve.service"]
     for unit in units:
-        (line,) = [l for l in unit.read_text().splitlines() if l.startswith("ExecStart=")]
+        (line,) = [ln for ln in unit.read_text().splitlines() if ln.startswith("ExecStart=")]
         argv = shlex.split(line.removeprefix("ExecStart="))
         assert argv[0].endswith("/bin/kws")
         args = build_parser().parse_args(argv[1:])

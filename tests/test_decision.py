@@ -21,7 +21,6 @@ RULE = {"smoothing_steps": 3, "min_steps": 1, "refractory_s": 2.0}
 def smoothed_export(tiny_run, tmp_path_factory):
     """The tiny run's weights with ``[decision] smoothing_steps = 3``, exported."""
     from kws.export.exporter import export_model
-
     from kws.train import checkpoint
 
     run = tmp_path_factory.mktemp("smoothed-run")

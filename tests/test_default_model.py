@@ -56,7 +56,6 @@ def test_firmware_for_the_default_model_matches_onnxruntime():
     from pathlib import Path
 
     from kws.firmware.verify import verify_firmware
-
     from tests.conftest import SHARED
 
     clips = [default_model_dir() / "demo.flac"]
@@ -96,7 +95,6 @@ def test_one_spoken_alexa_gives_one_event():
 
     from kws.core.audio import load_audio
     from kws.runtime import OnnxModel
-
     from tests.conftest import shared_dir
 
     clip = shared_dir("wake-word-benchmark", "alexa") / "4.flac"

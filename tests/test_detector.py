@@ -28,7 +28,8 @@ def test_one_event_per_crossing_with_refractory_and_timing():
     # 2 s refractory = 67 steps of 30 ms
     scores = track(200, {(10, 0): 0.9, (11, 0): 0.9, (50, 0): 0.9, (100, 0): 0.7, (120, 1): 0.79})
     out = det().process(scores)
-    assert [(d.keyword, d.score) for d in out] == [("a", pytest.approx(0.9)), ("a", pytest.approx(0.7))]
+    assert [(d.keyword, d.score) for d in out] == [("a", pytest.approx(0.9)),
+                                                   ("a", pytest.approx(0.7))]
     # step 10 ends at (11 * 3 - 1) * 10 ms + 25 ms
     assert out[0].time_s == pytest.approx(0.345) and out[1].time_s == pytest.approx(3.045)
 

@@ -127,9 +127,8 @@ def test_config_names_the_fields_the_embedding_fixes():
 def embedding_model(tmp_path_factory):
     """A tiny keyword model on speech embeddings, trained from a feature pool and exported."""
     pytest.importorskip("torch", reason="training needs the train extra")
-    from kws.export.exporter import export_model
-
     from kws.core.config import load_config
+    from kws.export.exporter import export_model
     from kws.train.run import train
     from tests.synthetic import make_corpus, write_embedding_config
 

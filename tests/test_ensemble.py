@@ -145,9 +145,8 @@ def test_resume_keeps_finished_members(ensemble_run, monkeypatch):
 
 
 def test_merged_model_exports_and_onnx_matches_torch(ensemble_run, tmp_path):
-    from kws.export.exporter import export_model
-
     from kws.core.contract import FLOAT_FILE
+    from kws.export.exporter import export_model
     from kws.runtime import OnnxModel
 
     cfg, _, out = ensemble_run

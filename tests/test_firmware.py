@@ -1,4 +1,5 @@
-"""Firmware bridge: generated C compiles cleanly, matches onnxruntime, serial protocol end to end."""
+"""Firmware bridge: generated C compiles cleanly, matches onnxruntime, serial protocol end to
+end."""
 
 import json
 import os

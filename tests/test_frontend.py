@@ -1,7 +1,8 @@
 """Frontend invariants: streaming == clip for any chunking, numpy == torch, edge cases.
 
 Tolerances: streaming vs clip max abs difference <= 1e-4 (measured ~5e-7; float32 FFT batches of
-different size). numpy vs torch <= 1e-4 in log-mel units (measured ~1.5e-5: two FFT libraries, float32).
+different size). numpy vs torch <= 1e-4 in log-mel units (measured ~1.5e-5: two FFT libraries,
+float32).
 The same bounds hold with the running mean normalisation on (``NORM``).
 """
 
@@ -133,7 +134,8 @@ def test_other_mel_count_is_configurable():
 
 
 def test_bad_configs_and_inputs_are_named():
-    with pytest.raises(ConfigError, match=r"frontend\.n_fft = 256 .* >= window length in samples \(400\)"):
+    with pytest.raises(ConfigError,
+                       match=r"frontend\.n_fft = 256 .* >= window length in samples \(400\)"):
         FrontendConfig(n_fft=256)
     with pytest.raises(ConfigError, match=r"frontend\.sample_rate = 44100"):
         FrontendConfig(sample_rate=44100)

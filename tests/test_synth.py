@@ -245,7 +245,8 @@ def test_train_keyword_renders_with_the_data_seed_not_the_training_seed(tmp_path
     path.write_text(path.read_text().replace("[data]", "[data]\nseed = 3"))
     seeds = []
     monkeypatch.setattr(kws.synth.synthesize, "synthetic_config",
-                        lambda cfg, phrase, folder, count, seed, progress: seeds.append(seed) or cfg)
+                        lambda cfg, phrase, folder, count, seed, progress:
+                        seeds.append(seed) or cfg)
     monkeypatch.setattr(kws.train.run, "train", lambda cfg, out, **kw: {
         "best": {}, "parameters": 0, "train_seconds": 0.0})
     assert main(["train", str(path), "--keyword", "smart mirror", "-o", str(tmp_path / "r")]) == 0

@@ -68,7 +68,8 @@ class FrontendConfig:
         if self.kind == "speech_embedding":
             wrong = {k: getattr(self, k) for k, v in SPEECH_EMBEDDING.items()
                      if getattr(self, k) != v}
-            check(not wrong, "frontend", wrong, f"with kind = 'speech_embedding': {SPEECH_EMBEDDING}")
+            check(not wrong, "frontend", wrong,
+                  f"with kind = 'speech_embedding': {SPEECH_EMBEDDING}")
             return
         check(self.sample_rate in (8000, 16000), "frontend.sample_rate", self.sample_rate,
               "8000 or 16000")

