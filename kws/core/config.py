@@ -66,8 +66,7 @@ class FrontendConfig:
     def __post_init__(self) -> None:
         check(self.kind in FRONTEND_KINDS, "frontend.kind", self.kind, " or ".join(FRONTEND_KINDS))
         if self.kind == "speech_embedding":
-            wrong = {k: getattr(self, k) for k, v in SPEECH_EMBEDDING.items()
-                     if getattr(self, k) != v}
+            wrong = {k: v for k, v in vars(self).items() if SPEECH_EMBEDDING.get(k, v) != v}
             check(not wrong, "frontend", wrong,
                   f"with kind = 'speech_embedding': {SPEECH_EMBEDDING}")
             return
