@@ -68,7 +68,7 @@ def test_pool_rows_hold_the_teachers_scores_at_aligned_steps(teacher, tmp_path):
     model, teacher_cfg = load_model(root / "teacher")
     trainer = StudentTrainer(student_config(student, teacher_cfg), tmp_path, model, teacher_cfg)
     trainer.prepare_data()
-    feats, labels, start, end, soft = trainer.taught(np.random.default_rng(5))
+    feats, labels, start, end, soft = trainer.draw(np.random.default_rng(5), device="cpu")
     rng = np.random.default_rng(5)
     seqs = [trainer.maker.make(rng) for _ in range(len(feats))]  # the same draws again
     steps = feats.shape[1] // trainer.module.step_frames
@@ -140,7 +140,7 @@ def test_a_teachers_auxiliary_keywords_are_none_to_the_student(teacher, tmp_path
     trainer = StudentTrainer(student_config(student, teacher_cfg), tmp_path, model, teacher_cfg)
     trainer.prepare_data()
     assert trainer.maker.keywords == ("up",)
-    feats, labels, start, end, soft = trainer.taught(np.random.default_rng(5))
+    feats, labels, start, end, soft = trainer.draw(np.random.default_rng(5), device="cpu")
     seqs = [trainer.maker.make(np.random.default_rng(5)) for _ in range(1)]
     steps = feats.shape[1] // trainer.module.step_frames
     assert soft.shape == (len(feats), steps, 2) and set(labels.unique().tolist()) <= {0, 1}
@@ -151,3 +151,39 @@ def test_a_teachers_auxiliary_keywords_are_none_to_the_student(teacher, tmp_path
     kept = probs[index[index >= 0]]
     torch.testing.assert_close(soft[0][index >= 0],
                                torch.stack([kept[:, 0] + kept[:, 2], kept[:, 1]], -1))
+
+
+def test_a_second_round_on_the_students_hard_negatives_keeps_the_teachers_scores(
+        teacher, tmp_path, monkeypatch):
+    """With hard_negatives the student goes on from its first round's weights, on the pool
+    plus its mined negatives, each mined row with the teacher's scores; the result is one
+    model of the firmware's family, and resume trains nothing again."""
+    import dataclasses
+
+    from kws.train.checkpoint import load_model
+    from kws.train.distill import distill
+
+    root, student = teacher
+    monkeypatch.setenv("KWS_WORKERS", "1")  # the spy sees calls made in this process
+    student = dataclasses.replace(student, train=dataclasses.replace(
+        student.train, epochs=1, hard_negatives=10, hard_negative_epochs=1))
+    runs, original = [], StudentTrainer.run
+    monkeypatch.setattr(StudentTrainer, "run", lambda self, **k: runs.append(
+        (self.out.name, self.pool)) or original(self, **k))
+    out = tmp_path / "student"
+    result = distill(root / "teacher", student, out, progress=False)
+    mined = result["hard_negatives"]["moments"]
+    assert 0 < mined <= 10
+    (first, pool), (second, mined_pool) = runs
+    assert (first, second) == ("member-0", "hard-0")
+    assert len(mined_pool) == 5 and len(mined_pool[0]) == 48 + mined
+    taught = mined_pool[4][48:]  # the mined rows: negatives, with teacher scores
+    assert (mined_pool[1][48:] == 0).all() and taught.shape[1:] == pool[4].shape[1:]
+    assert torch.allclose(taught.sum(-1)[taught.sum(-1) > 0], torch.ones(1), atol=1e-5)
+    model, cfg = load_model(out)
+    assert cfg.model == student_config(student, cfg).model and cfg.model.members == 1
+    assert json.loads((out / "metrics.json").read_text())["teacher"] == str(
+        (root / "teacher").resolve())
+    runs.clear()
+    assert distill(root / "teacher", student, out, progress=False, resume=True)["best"] == \
+        result["best"] and runs == []

@@ -115,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="the student's TOML config (e.g. configs/student.toml); the "
                                   "data and keywords are the teacher's")
     p.add_argument("-o", "--out", type=Path, required=True, help="the student's run folder")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in OUT")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_distill)
 

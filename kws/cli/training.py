@@ -51,7 +51,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
     require("torch", "train", "kws distill")
     from kws.train.distill import distill
 
-    result = distill(args.teacher, load_config(args.config), args.out, progress=not args.quiet)
+    result = distill(args.teacher, load_config(args.config), args.out, progress=not args.quiet,
+                     resume=args.resume)
     print(json.dumps({"run": str(args.out), "teacher": result["teacher"],
                       "best_val_miss": result["best"], "parameters": result["parameters"],
                       "train_seconds": round(result["train_seconds"], 1)}))

@@ -16,6 +16,9 @@ through both frontends; the teacher (a run folder or checkpoint, every member of
 run once per sequence and its scores kept beside the student's features. The teacher's step ``j``
 covers the audio up to ``0.08 j + 0.782`` s; a student step takes the teacher's latest step that
 ended by its own end, and the student steps before the teacher's first one have no teacher target.
+With ``[train] hard_negatives``, the student is trained on for a second round with its own
+hardest training negatives added to the pool, each with the teacher's scores, as an ensemble's
+second round (:mod:`kws.train.ensemble`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from kws.core.config import Config
 from kws.core.timing import Timing
 from kws.features import features_torch
 from kws.train import checkpoint, pool
+from kws.train.ensemble import train_members
 from kws.train.model import KeywordModel, crop_to_steps
 from kws.train.sequences import Sequence
 from kws.train.trainer import Trainer
@@ -76,18 +80,18 @@ class StudentTrainer(Trainer):
         self.teacher_timing = Timing.of(teacher_cfg.frontend, teacher.step_frames)
 
     def build_pool(self, progress: bool) -> None:
-        self.pool = pool.draw(lambda j: self.taught(self.rng(779, j)),
+        self.pool = pool.draw(lambda j: self.draw(self.rng(779, j), device="cpu"),
                               self.cfg.train.feature_pool, self.cfg.train.batch_size, progress,
                               "distillation pool: student features and teacher scores",
                               self.processes)
         log.info("distillation pool: %d sequences", len(self.pool[0]))
 
-    def taught(self, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
-        """One batch of fresh sequences: the student's columns and the teacher's
-        probabilities at each student step (zero where the teacher has none yet)."""
-        seqs: list[Sequence] = [self.maker.make(rng)
-                                for _ in range(self.cfg.train.batch_size)]
-        columns = self.columns(seqs, "cpu")  # made in the pool's worker processes
+    def columns(self, seqs: list[Sequence],
+                device: str | None = None) -> tuple[torch.Tensor, ...]:
+        """:meth:`Trainer.columns` of ``seqs`` and the teacher's probabilities at each student
+        step, ``(B, steps, K + 1)`` (zero where the teacher has none yet): every pool row,
+        the mined hard negatives' too (:func:`kws.train.ensemble.add_hard_negatives`)."""
+        columns = super().columns(seqs, device)  # on the CPU in the pool's worker processes
         waves = torch.from_numpy(np.stack([s.wave for s in seqs]))
         feats = crop_to_steps(features_torch(waves, self.teacher_cfg.frontend),
                               self.teacher.step_frames)
@@ -112,14 +116,24 @@ class StudentTrainer(Trainer):
 
 
 def distill(teacher_path: str | Path, student: Config, out: str | Path,
-            progress: bool = True) -> dict:
+            progress: bool = True, resume: bool = False) -> dict:
     """Train a student (config ``student``, see :func:`student_config`) on the teacher at
     ``teacher_path`` (a run folder or checkpoint) into ``out``; returns the metrics (also
-    ``out/metrics.json``), with the teacher's path under ``"teacher"``."""
+    ``out/metrics.json``), with the teacher's path under ``"teacher"``. With ``[train]
+    hard_negatives``, a second round on the student's own hardest training negatives, each
+    with the teacher's scores (:func:`kws.train.ensemble.train_members`). With ``resume``, an
+    interrupted run goes on from its checkpoint (a finished round is kept)."""
     teacher, teacher_cfg = checkpoint.load_model(teacher_path)
-    cfg = student_config(student, teacher_cfg)
-    result = StudentTrainer(cfg, Path(out), teacher, teacher_cfg).run(progress=progress)
-    result["teacher"] = str(Path(teacher_path).resolve())
-    (Path(out) / "metrics.json").write_text(json.dumps(result, indent=2))
-    return result
+    cfg, out = student_config(student, teacher_cfg), Path(out)
 
+    def make(c: Config, folder: Path, device: str | None = None) -> StudentTrainer:
+        return StudentTrainer(c, folder, teacher, teacher_cfg, device)
+
+    if cfg.train.hard_negatives:
+        result = train_members(cfg, out, resume, progress, None, make)
+    else:
+        result = make(cfg, out).run(resume=resume and (out / checkpoint.LAST).is_file(),
+                                    progress=progress)
+    result["teacher"] = str(Path(teacher_path).resolve())
+    (out / "metrics.json").write_text(json.dumps(result, indent=2))
+    return result

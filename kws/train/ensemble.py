@@ -69,7 +69,7 @@ def merge(models: list[KeywordModel], frontend: FrontendConfig) -> KeywordModel:
 
 
 def train_members(cfg: Config, out: Path, resume: bool, progress: bool,
-                  device: str | None) -> dict:
+                  device: str | None, make=Trainer) -> dict:
     """Train ``cfg.train.members`` members in ``out/member-<i>`` (seed + i; the data loaded,
     the validation audio featurized and the feature pool drawn once, from the base seed; the
     members side by side in worker processes, :mod:`kws.train.workers`), merge them into
@@ -77,6 +77,7 @@ def train_members(cfg: Config, out: Path, resume: bool, progress: bool,
     round trains each member on in ``out/hard-<i>`` with the merged first round's hardest
     training negatives added to the pool (:func:`add_hard_negatives`). With ``resume``, a member
     whose ``metrics.json`` exists is kept and an interrupted one goes on from its checkpoint.
+    ``make(cfg, folder, device)`` makes each member's trainer (a student's, for distillation).
     Returns the merged model's metrics, each member's under ``"members"``."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ValueError(f"train.members = {cfg.train.members}, train.hard_negatives = "
@@ -89,7 +90,7 @@ def train_members(cfg: Config, out: Path, resume: bool, progress: bool,
     on = device or workers.default_device()  # the members' (found without starting CUDA)
 
     def member(i: int, folder: str = "member", on: str = on, **train) -> Trainer:
-        trainer = Trainer(dataclasses.replace(cfg, train=dataclasses.replace(
+        trainer = make(dataclasses.replace(cfg, train=dataclasses.replace(
             single, seed=t.seed + i, **train)), out / f"{folder}-{i}", on)
         trainer.pool_seed = t.seed
         return trainer
