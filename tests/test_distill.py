@@ -157,7 +157,8 @@ def test_a_second_round_on_the_students_hard_negatives_keeps_the_teachers_scores
         teacher, tmp_path, monkeypatch):
     """With hard_negatives the student goes on from its first round's weights, on the pool
     plus its mined negatives, each mined row with the teacher's scores; the result is one
-    model of the firmware's family, and resume trains nothing again."""
+    model of the firmware's family, and resume trains nothing again (and, as kws train's, is
+    refused where a one-round run has no checkpoint)."""
     import dataclasses
 
     from kws.train.checkpoint import load_model
@@ -187,3 +188,5 @@ def test_a_second_round_on_the_students_hard_negatives_keeps_the_teachers_scores
     runs.clear()
     assert distill(root / "teacher", student, out, progress=False, resume=True)["best"] == \
         result["best"] and runs == []
+    with pytest.raises(FileNotFoundError, match=r"--resume: no checkpoint at .*checkpoint.pt"):
+        distill(root / "teacher", teacher[1], tmp_path / "new", progress=False, resume=True)

@@ -36,8 +36,8 @@ from kws.core.config import Config
 from kws.core.timing import Timing
 from kws.features import features_torch
 from kws.train import checkpoint, pool
-from kws.train.ensemble import train_members
 from kws.train.model import KeywordModel, crop_to_steps
+from kws.train.run import train
 from kws.train.sequences import Sequence
 from kws.train.trainer import Trainer
 
@@ -122,18 +122,14 @@ def distill(teacher_path: str | Path, student: Config, out: str | Path,
     ``out/metrics.json``), with the teacher's path under ``"teacher"``. With ``[train]
     hard_negatives``, a second round on the student's own hardest training negatives, each
     with the teacher's scores (:func:`kws.train.ensemble.train_members`). With ``resume``, an
-    interrupted run goes on from its checkpoint (a finished round is kept)."""
+    interrupted run goes on from its checkpoint (a finished round is kept), as ``kws train``'s."""
     teacher, teacher_cfg = checkpoint.load_model(teacher_path)
     cfg, out = student_config(student, teacher_cfg), Path(out)
 
     def make(c: Config, folder: Path, device: str | None = None) -> StudentTrainer:
         return StudentTrainer(c, folder, teacher, teacher_cfg, device)
 
-    if cfg.train.hard_negatives:
-        result = train_members(cfg, out, resume, progress, None, make)
-    else:
-        result = make(cfg, out).run(resume=resume and (out / checkpoint.LAST).is_file(),
-                                    progress=progress)
+    result = train(cfg, out, resume, progress, make=make)
     result["teacher"] = str(Path(teacher_path).resolve())
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
     return result

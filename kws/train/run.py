@@ -12,9 +12,10 @@ from kws.train.trainer import Trainer
 
 
 def train(cfg: Config, out_dir: str | Path, resume: bool = False, progress: bool = True,
-          device: str | None = None) -> dict:
+          device: str | None = None, make=Trainer) -> dict:
     """Train a model as configured into ``out_dir``; returns the metrics dict (also written to
-    ``out_dir/metrics.json``)."""
+    ``out_dir/metrics.json``). ``make(cfg, folder, device)`` makes the trainers (a student's,
+    for distillation)."""
     if cfg.train.members > 1 or cfg.train.hard_negatives:
-        return train_members(cfg, Path(out_dir), resume, progress, device)
-    return Trainer(cfg, Path(out_dir), device).run(resume=resume, progress=progress)
+        return train_members(cfg, Path(out_dir), resume, progress, device, make)
+    return make(cfg, Path(out_dir), device).run(resume=resume, progress=progress)
