@@ -66,6 +66,7 @@ def test_evaluate_stream_with_a_fake_engine():
     # 58.5 s of negatives cannot resolve 0.1-1 FA/h: every column is marked
     assert "| fake | kw | 3 | 100.0%* | 100.0%* | 100.0%* |" in table
     assert "cannot resolve 0.1, 0.5, 1 FA/h" in table
+    assert "[low, high]" not in table  # one recording: nothing to redraw, no interval
     with pytest.raises(ValueError, match="lists no keyword"):
         evaluate_stream(fake_scorer, Timing(3), "kw", 0, "s.wav", wave, [])
 

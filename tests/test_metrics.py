@@ -95,6 +95,7 @@ def test_nan_scores_never_count_as_detections():
     """kws eval once reported 0.0% missed on NaN scores while its confusion table said every
     clip was missed: a NaN score now never reaches a threshold, in the miss rate either."""
     from kws.core.timing import Timing
+    from kws.eval.report import markdown_table
     from kws.metrics.evaluate import PositiveClip, evaluate
 
     def nan_scorer(wave):
@@ -106,3 +107,9 @@ def test_nan_scores_never_count_as_detections():
     assert np.all(det.miss_rate == 1.0) and np.all(det.fa_per_hour == 0.0)
     assert all(p["miss_rate"] == 1.0 for p in report["keywords"]["kw"]["at_fa_per_hour"].values())
     assert report["confusion"]["kw"]["missed"] == 2
+    # every redraw misses both clips too; the table prints the interval and says what it is
+    assert all(p["miss_rate_95"] == [1.0, 1.0]
+               for p in report["keywords"]["kw"]["at_fa_per_hour"].values())
+    table = markdown_table([dict(report, engine="nan")])
+    assert "| nan | kw | 2 | 100.0% [100.0, 100.0]* |" in table
+    assert "[low, high]: the 95% interval of the miss rate over 1000 redraws" in table

@@ -26,19 +26,29 @@ def default_thresholds() -> np.ndarray:
     return np.concatenate([coarse, fine, top])
 
 
-def count_events(tracks: list[np.ndarray], thresholds: np.ndarray, refractory: int) -> np.ndarray:
-    """Events per threshold and keyword summed over ``(steps, K)`` tracks: ``(n_thr, K)``."""
+def file_event_counts(tracks: list[np.ndarray], thresholds: np.ndarray,
+                      refractory: int) -> np.ndarray:
+    """Events per recording, threshold and keyword of ``(steps, K)`` tracks:
+    ``(n_tracks, n_thr, K)`` int32 (what :mod:`kws.metrics.interval` resamples)."""
     k = tracks[0].shape[1] if tracks else 0
-    counts = np.zeros((len(thresholds), k), dtype=np.int64)
-    for track in tracks:
+    counts = np.zeros((len(tracks), len(thresholds), k), dtype=np.int32)
+    for i, track in enumerate(tracks):
         for j in range(k):
             col = track[:, j]
             peak = col.max(initial=-np.inf)
             for t, thr in enumerate(thresholds):
                 if thr > peak:
                     break
-                counts[t, j] += len(events(col, thr, refractory))
+                counts[i, t, j] = len(events(col, thr, refractory))
     return counts
+
+
+def count_events(tracks: list[np.ndarray], thresholds: np.ndarray, refractory: int) -> np.ndarray:
+    """Events per threshold and keyword summed over ``(steps, K)`` tracks: ``(n_thr, K)``."""
+    k = tracks[0].shape[1] if tracks else 0
+    if not tracks:
+        return np.zeros((len(thresholds), k), dtype=np.int64)
+    return file_event_counts(tracks, thresholds, refractory).sum(axis=0, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -86,12 +96,19 @@ def det_curve(positive_peaks: list[np.ndarray], negative_tracks: list[np.ndarray
         negative_hours: total duration of the negative recordings in hours (> 0).
         refractory: event refractory period in steps.
     """
+    thr = default_thresholds() if thresholds is None else np.asarray(thresholds, dtype=float)
+    return det_from_counts(positive_peaks, count_events(negative_tracks, thr, refractory),
+                           negative_hours, thr)
+
+
+def det_from_counts(positive_peaks: list[np.ndarray], counts: np.ndarray, negative_hours: float,
+                    thresholds: np.ndarray) -> Det:
+    """A :class:`Det` from per-keyword positive peaks and the negatives' ``(n_thr, K)`` event
+    counts at ``thresholds`` over ``negative_hours`` (> 0)."""
     if negative_hours <= 0:
         raise ValueError(f"negative audio must last > 0 hours, got {negative_hours}")
-    thr = default_thresholds() if thresholds is None else np.asarray(thresholds, dtype=float)
-    fa = count_events(negative_tracks, thr, refractory) / negative_hours
-    miss = np.stack([miss_rates(p, thr) for p in positive_peaks], axis=1)
-    return Det(thr, fa, miss)
+    miss = np.stack([miss_rates(p, thresholds) for p in positive_peaks], axis=1)
+    return Det(thresholds, counts / negative_hours, miss)
 
 
 def summarize_delays(delays: list[float]) -> dict[str, float | None]:

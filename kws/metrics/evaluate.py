@@ -4,7 +4,9 @@ A scorer is a function ``(n_samples,) float32 audio -> (steps, K) scores`` that 
 stream state on every call (a checkpoint, an ONNX model, another engine). :func:`evaluate` runs it
 over positive clips mixed with noise at a chosen SNR and over long negative recordings, reads its
 scores with a decision rule (:mod:`kws.core.decision`: smoothing, holding, refractory period,
-re-arming), sweeps the threshold and returns a JSON-ready report. Torch-free.
+re-arming), sweeps the threshold and returns a JSON-ready report: each miss rate at a
+false-alarm target comes with its 95% bootstrap interval (:mod:`kws.metrics.interval`).
+Torch-free.
 """
 
 from __future__ import annotations
@@ -21,7 +23,15 @@ from kws.core import mixing
 from kws.core.audio import speech_bounds
 from kws.core.decision import DecisionRule, decision_track, events, level
 from kws.core.timing import Timing
-from kws.metrics.det import Det, default_thresholds, det_curve, stream_counts, summarize_delays
+from kws.metrics.det import (
+    Det,
+    default_thresholds,
+    det_from_counts,
+    file_event_counts,
+    stream_counts,
+    summarize_delays,
+)
+from kws.metrics.interval import miss_intervals
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +88,11 @@ def decided(scorer: Scorer, rule: DecisionRule) -> Scorer:
 def evaluate(scorer: Scorer, timing: Timing, keywords: tuple[str, ...],
              positives: list[PositiveClip], negatives: list[tuple[Path, np.ndarray]],
              rule: DecisionRule = DecisionRule(), targets: tuple[float, ...] = FA_TARGETS,
-             sample_rate: int = 16000, progress: Callable[[Iterable], Iterable] = iter
-             ) -> tuple[dict, Det]:
+             sample_rate: int = 16000, progress: Callable[[Iterable], Iterable] = iter,
+             intervals: bool = True) -> tuple[dict, Det]:
     """Score everything, read the scores with ``rule`` (its thresholds are swept, not used) and
-    build the report.
+    build the report; with ``intervals``, each miss rate's 95% interval as ``miss_rate_95``
+    (about 0.4 s per keyword on 1,000 negative files; training's validation goes without).
 
     Returns:
         (report, det): ``report`` is JSON-ready (see :mod:`kws.eval.report`); ``det`` the curve.
@@ -102,8 +113,12 @@ def evaluate(scorer: Scorer, timing: Timing, keywords: tuple[str, ...],
     started = time.process_time()
     neg_tracks = [scorer(w) for _, w in progress(negatives)]
     compute_s = time.process_time() - started
-    hours = sum(len(w) for _, w in negatives) / sample_rate / 3600
-    det = det_curve([peaks[labels == j, j] for j in range(k)], neg_tracks, hours, refractory)
+    seconds = np.array([len(w) for _, w in negatives]) / sample_rate
+    hours = seconds.sum() / 3600
+    grid = default_thresholds()
+    per_file = file_event_counts(neg_tracks, grid, refractory)  # (files, n_thr, K)
+    det = det_from_counts([peaks[labels == j, j] for j in range(k)],
+                          per_file.sum(axis=0, dtype=np.int64), hours, grid)
 
     report: dict = {
         "event_rule": rule.describe(), "decision": rule.settings(), "step_s": timing.step_s,
@@ -114,6 +129,11 @@ def evaluate(scorer: Scorer, timing: Timing, keywords: tuple[str, ...],
     }
     for j, kw in enumerate(keywords):
         points = operating_points(det, j, targets)
+        if intervals:
+            spans = miss_intervals(peaks[labels == j, j], per_file[:, :, j], seconds, grid,
+                                   targets)
+            for point, span in zip(points.values(), spans):
+                point["miss_rate_95"] = None if span is None else list(span)
         thr = points.get("0.5", next(iter(points.values())))["threshold"]
         delays = []
         for clip, track, w in zip(positives, clip_tracks, windows):

@@ -288,7 +288,7 @@ class Trainer:
             self.featurize_validation()
         scorer = torch_scorer(self.module, self.cfg, self.device, self.val_features)
         report, _ = evaluate(scorer, self.timing, self.cfg.model.keywords, self.val_pos,
-                             self.val_neg, self.cfg.decision)
+                             self.val_neg, self.cfg.decision, intervals=False)
         target = f"{self.cfg.train.target_fa_per_hour:g}"
         out = {}
         for kw, v in report["keywords"].items():
