@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from kws.metrics.det import default_thresholds, det_from_counts, file_event_counts
-from kws.metrics.interval import miss_intervals
+from kws.metrics.interval import miss_intervals, redraws
 
 GRID = default_thresholds()
 
@@ -62,3 +62,21 @@ def test_no_clips_no_interval_and_bad_input_is_named():
         miss_intervals(peaks, np.zeros((2, 3)), seconds, GRID, [0.5])
     with pytest.raises(ValueError, match="negative recordings of 0.0 s"):
         miss_intervals(peaks, counts, np.array([60.0, 0.0]), GRID, [0.5])
+
+
+def test_a_speaker_is_redrawn_whole():
+    """Ten clips from each of 20 speakers, five of whom are never heard: by speaker the miss
+    rate is a share of 20 voices, 25% +- 1.96 sqrt(0.25 * 0.75 / 20), three times as wide as
+    if the 200 clips were independent."""
+    speakers = np.repeat([f"s{i}" for i in range(20)], 10)
+    peaks = np.where(np.isin(speakers, ["s0", "s1", "s2", "s3", "s4"]), 0.001, 0.9)
+    counts, seconds = np.zeros((30, len(GRID))), np.full(30, 600.0)
+    (low, high), = miss_intervals(peaks, counts, seconds, GRID, [0.5], clip_speakers=speakers)
+    half = 1.96 * np.sqrt(0.25 * 0.75 / 20)
+    assert low == pytest.approx(0.25 - half, abs=0.05)
+    assert high == pytest.approx(0.25 + half, abs=0.05)
+    drawn = redraws(np.random.default_rng(0), 200, speakers, 50)
+    assert drawn.shape == (50, 200) and np.all(drawn.sum(axis=1) % 10 == 0)
+    assert np.all(drawn.reshape(50, 20, 10) == drawn.reshape(50, 20, 10)[:, :, :1])
+    with pytest.raises(ValueError, match="3 speaker labels for 200 items"):
+        redraws(np.random.default_rng(0), 200, ["a", "b", "c"], 5)

@@ -21,8 +21,8 @@ from kws.metrics.interval import LEVEL, RESAMPLES
 
 log = logging.getLogger(__name__)
 INTERVAL_NOTE = (f" [low, high]: the {LEVEL:.0%} interval of the miss rate over {RESAMPLES} "
-                 "redraws of the negative recordings and the positive clips "
-                 "(kws.metrics.interval; clips are redrawn one by one, not by speaker).")
+                 "redraws of the speakers of the negative recordings and of the positive clips "
+                 "(kws.metrics.interval; a file whose name names no speaker is its own).")
 
 
 def write_report(report: dict, det: Det, keywords: tuple[str, ...], out_dir: Path,

@@ -5,7 +5,8 @@ stream state on every call (a checkpoint, an ONNX model, another engine). :func:
 over positive clips mixed with noise at a chosen SNR and over long negative recordings, reads its
 scores with a decision rule (:mod:`kws.core.decision`: smoothing, holding, refractory period,
 re-arming), sweeps the threshold and returns a JSON-ready report: each miss rate at a
-false-alarm target comes with its 95% bootstrap interval (:mod:`kws.metrics.interval`).
+false-alarm target comes with its 95% bootstrap interval, speakers redrawn
+(:mod:`kws.metrics.interval`).
 Torch-free.
 """
 
@@ -23,6 +24,7 @@ from kws.core import mixing
 from kws.core.audio import speech_bounds
 from kws.core.decision import DecisionRule, decision_track, events, level
 from kws.core.timing import Timing
+from kws.data.corpora import speaker_of
 from kws.metrics.det import (
     Det,
     default_thresholds,
@@ -117,6 +119,8 @@ def evaluate(scorer: Scorer, timing: Timing, keywords: tuple[str, ...],
     hours = seconds.sum() / 3600
     grid = default_thresholds()
     per_file = file_event_counts(neg_tracks, grid, refractory)  # (files, n_thr, K)
+    clip_speakers = np.array([speaker_of(Path(c.path)) for c in positives])
+    file_speakers = np.array([speaker_of(Path(p)) for p, _ in negatives])
     det = det_from_counts([peaks[labels == j, j] for j in range(k)],
                           per_file.sum(axis=0, dtype=np.int64), hours, grid)
 
@@ -131,7 +135,7 @@ def evaluate(scorer: Scorer, timing: Timing, keywords: tuple[str, ...],
         points = operating_points(det, j, targets)
         if intervals:
             spans = miss_intervals(peaks[labels == j, j], per_file[:, :, j], seconds, grid,
-                                   targets)
+                                   targets, clip_speakers[labels == j], file_speakers)
             for point, span in zip(points.values(), spans):
                 point["miss_rate_95"] = None if span is None else list(span)
         thr = points.get("0.5", next(iter(points.values())))["threshold"]

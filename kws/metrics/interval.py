@@ -3,13 +3,12 @@
 A miss rate "at 0.5 FA/h" on a few hours of negatives rests on the two or three highest-scoring
 negative moments, which set the threshold, and on a few hundred positive clips: another set of
 recordings of the same kind gives another figure. :func:`miss_intervals` redraws both sets with
-replacement (negative recordings whole, so the events of one recording stay together; positive
-clips one by one), finds the budget's threshold on each redrawn negative set exactly as the
-report does (:meth:`kws.metrics.det.Det.operating_point`), reads the redrawn positives' miss rate
-there, and returns the central ``level`` share of those rates. Clips of one speaker are redrawn
-independently (the recordings here carry no speaker labels), so the interval is, if anything,
-narrower than the spread across new speakers. Pure numpy, seeded: the same inputs give the same
-interval.
+replacement, a speaker at a time (all of a speaker's negative recordings and clips together, so
+one voice that fires often is one draw, not many; :func:`kws.data.corpora.speaker_of` names the
+speaker, and a file whose name carries none is its own), finds the budget's threshold on each
+redrawn negative set exactly as the report does (:meth:`kws.metrics.det.Det.operating_point`),
+reads the redrawn positives' miss rate there, and returns the central ``level`` share of those
+rates. Pure numpy, seeded: the same inputs give the same interval.
 """
 
 from __future__ import annotations
@@ -25,7 +24,9 @@ LEVEL = 0.95
 
 
 def miss_intervals(peaks: np.ndarray, file_counts: np.ndarray, file_seconds: np.ndarray,
-                   thresholds: np.ndarray, budgets: Sequence[float], resamples: int = RESAMPLES,
+                   thresholds: np.ndarray, budgets: Sequence[float],
+                   clip_speakers: Sequence[str] | None = None,
+                   file_speakers: Sequence[str] | None = None, resamples: int = RESAMPLES,
                    level: float = LEVEL, seed: int = 0) -> list[tuple[float, float] | None]:
     """The ``level`` bootstrap interval of the miss rate at each of ``budgets`` false alarms per
     hour, all from the same redrawn sets.
@@ -37,6 +38,8 @@ def miss_intervals(peaks: np.ndarray, file_counts: np.ndarray, file_seconds: np.
         file_seconds: ``(n_files,)`` each negative recording's length in seconds.
         thresholds: ``(n_thr,)`` increasing.
         budgets: false alarms per hour (each > 0).
+        clip_speakers, file_speakers: ``(n_clips,)``, ``(n_files,)`` who made each clip and each
+            recording, redrawn a speaker at a time; None: each is its own.
 
     Returns:
         per budget, (low, high) miss rates in [0, 1]; None without positive clips.
@@ -62,8 +65,8 @@ def miss_intervals(peaks: np.ndarray, file_counts: np.ndarray, file_seconds: np.
     if len(peaks) == 0:
         return [None for _ in budgets]
     rng = np.random.default_rng(seed)
-    files = rng.multinomial(len(seconds), np.full(len(seconds), 1 / len(seconds)), resamples)
-    clips = rng.multinomial(len(peaks), np.full(len(peaks), 1 / len(peaks)), resamples)
+    files = redraws(rng, len(seconds), file_speakers, resamples)
+    clips = redraws(rng, len(peaks), clip_speakers, resamples)
     fa = (files @ counts) / (files @ seconds / 3600)[:, None]  # (resamples, n_thr)
     below = peaks[:, None] < thresholds[None, :]  # (n_clips, n_thr): missed at that threshold
     misses = (clips @ below) / len(peaks)  # (resamples, n_thr)
@@ -74,3 +77,17 @@ def miss_intervals(peaks: np.ndarray, file_counts: np.ndarray, file_seconds: np.
         low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
         out.append((float(low), float(high)))
     return out
+
+
+def redraws(rng: np.random.Generator, n: int, speakers: Sequence[str] | None,
+            resamples: int) -> np.ndarray:
+    """``(resamples, n)``: how often each of ``n`` items is drawn in each redraw, when the
+    items' speakers are drawn with replacement (as many draws as speakers) and a drawn speaker
+    brings all of its items."""
+    if speakers is None:
+        speakers = np.arange(n)
+    if len(speakers) != n:
+        raise ValueError(f"{len(speakers)} speaker labels for {n} items: one per item")
+    names, of = np.unique(np.asarray(speakers), return_inverse=True)
+    drawn = rng.multinomial(len(names), np.full(len(names), 1 / len(names)), resamples)
+    return drawn[:, of]
