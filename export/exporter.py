@@ -76,9 +76,11 @@ def validation_report(manifest: Manifest | Path, file: str, cfg: Config, val: co
     model = OnnxModel(manifest, file)
     positives = prepare_positives(val.positives, cfg.model.keywords, noise, VAL_SNR_DB,
                                   seed=cfg.train.seed)
-    return evaluate(lambda wave: model.score_features(featurize(wave)),
-                    Timing.of(cfg.frontend, cfg.model.stack_frames),
-                    cfg.model.keywords, positives, val.negatives, cfg.decision)
+    report, det, _ = evaluate(lambda wave: model.score_features(featurize(wave)),
+                              Timing.of(cfg.frontend, cfg.model.stack_frames),
+                              cfg.model.keywords, positives, val.negatives, cfg.decision,
+                              intervals=False)
+    return report, det
 
 
 def export_model(source: str | Path, out_dir: str | Path) -> Report:

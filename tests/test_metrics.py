@@ -103,7 +103,7 @@ def test_nan_scores_never_count_as_detections():
 
     clips = [PositiveClip(f"c{i}", 0, np.zeros(32000, np.float32), 0.5, 1.0) for i in range(2)]
     negatives = [("n", np.zeros(16000 * 60, np.float32))]
-    report, det = evaluate(nan_scorer, Timing(3), ("kw",), clips, negatives)
+    report, det, _ = evaluate(nan_scorer, Timing(3), ("kw",), clips, negatives)
     assert np.all(det.miss_rate == 1.0) and np.all(det.fa_per_hour == 0.0)
     assert all(p["miss_rate"] == 1.0 for p in report["keywords"]["kw"]["at_fa_per_hour"].values())
     assert report["confusion"]["kw"]["missed"] == 2

@@ -11,6 +11,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="torch is in the train extra")
 
 from kws.core.config import load_config  # noqa: E402
+from kws.metrics.scores import Scores  # noqa: E402
 from kws.train.checkpoint import load_model  # noqa: E402
 from kws.train.loss import keyword_loss  # noqa: E402
 from kws.train.run import train  # noqa: E402
@@ -153,6 +154,13 @@ def test_eval_cli_writes_report_det_and_listening_list(corpus, tmp_path):
     points = report["keywords"]["up"]["at_fa_per_hour"]
     assert set(points) == {"0.1", "0.5", "1"}
     assert points["0.1"]["miss_rate"] >= points["1"]["miss_rate"]
+    # what the figures come from is kept, and gives the report's intervals again
+    scores = Scores.load(out / "0-run" / "scores.npz")
+    up = list(scores.keywords).index("up")
+    assert [list(i) for i in scores.intervals(up, (0.1, 0.5, 1))] == [
+        points[t]["miss_rate_95"] for t in ("0.1", "0.5", "1")]
+    assert all(p["miss_rate_95"][0] <= p["miss_rate"] <= p["miss_rate_95"][1]
+               for p in points.values())
     if report["positive_clips"]["down"] == 0:  # no clips: no rate rather than NaN
         assert report["keywords"]["down"]["at_fa_per_hour"]["0.5"]["miss_rate"] is None
     assert report["sources"]["noise"] == {"folder": str(corpus / "noise"), "snr_db": 10.0}

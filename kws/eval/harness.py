@@ -26,6 +26,8 @@ from kws.eval.report import (
 )
 from kws.metrics.evaluate import evaluate, evaluate_stream, prepare_positives
 
+SCORES_FILE = "scores.npz"  # beside each engine's report.json
+
 log = logging.getLogger(__name__)
 
 
@@ -132,8 +134,9 @@ def load_engines(opts: EvalOptions) -> list[Engine]:
 
 
 def run_eval(opts: EvalOptions) -> list[dict]:
-    """Evaluate every model on the same audio; write one folder per engine plus a side-by-side
-    ``summary.md``, ``summary.json`` and ``det.png`` in ``opts.out``."""
+    """Evaluate every model on the same audio; write one folder per engine (its report and
+    ``scores.npz``, :class:`kws.metrics.scores.Scores`) plus a side-by-side ``summary.md``,
+    ``summary.json`` and ``det.png`` in ``opts.out``."""
     require("matplotlib", "eval", "kws eval (its DET plots)")
     engines = load_engines(opts)
     if opts.stream:
@@ -150,11 +153,13 @@ def run_eval(opts: EvalOptions) -> list[dict]:
         own = [c for c in clips if keywords[c.keyword] in engine.keywords]
         remap = {keywords.index(kw): j for j, kw in enumerate(engine.keywords)}
         own = [type(c)(c.path, remap[c.keyword], c.wave, c.start_s, c.end_s) for c in own]
-        report, det = evaluate(engine.scorer, engine.timing, engine.keywords, own, negatives,
-                               engine.rule, progress=progress_bar(engine.name[-30:]))
+        report, det, scores = evaluate(engine.scorer, engine.timing, engine.keywords, own,
+                                       negatives, engine.rule,
+                                       progress=progress_bar(engine.name[-30:]))
         report.update(engine=engine.name, sources=sources)
         folder = opts.out / f"{i}-{safe_name(engine.name)}"
         write_report(report, det, engine.keywords, folder, safe_name(engine.name))
+        scores.save(folder / SCORES_FILE)
         for j, kw in enumerate(engine.keywords):
             if report["positive_clips"].get(kw):
                 curves[f"{safe_name(engine.name)}:{kw}"] = (det.fa_per_hour[:, j],

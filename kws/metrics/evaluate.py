@@ -6,8 +6,7 @@ over positive clips mixed with noise at a chosen SNR and over long negative reco
 scores with a decision rule (:mod:`kws.core.decision`: smoothing, holding, refractory period,
 re-arming), sweeps the threshold and returns a JSON-ready report: each miss rate at a
 false-alarm target comes with its 95% bootstrap interval, speakers redrawn
-(:mod:`kws.metrics.interval`).
-Torch-free.
+(:mod:`kws.metrics.interval`). Torch-free.
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ from kws.metrics.det import (
     stream_counts,
     summarize_delays,
 )
-from kws.metrics.interval import miss_intervals
+from kws.metrics.scores import Scores
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +90,14 @@ def evaluate(scorer: Scorer, timing: Timing, keywords: tuple[str, ...],
              positives: list[PositiveClip], negatives: list[tuple[Path, np.ndarray]],
              rule: DecisionRule = DecisionRule(), targets: tuple[float, ...] = FA_TARGETS,
              sample_rate: int = 16000, progress: Callable[[Iterable], Iterable] = iter,
-             intervals: bool = True) -> tuple[dict, Det]:
+             intervals: bool = True) -> tuple[dict, Det, Scores]:
     """Score everything, read the scores with ``rule`` (its thresholds are swept, not used) and
     build the report; with ``intervals``, each miss rate's 95% interval as ``miss_rate_95``
     (about 0.4 s per keyword on 1,000 negative files; training's validation goes without).
 
     Returns:
-        (report, det): ``report`` is JSON-ready (see :mod:`kws.eval.report`); ``det`` the curve.
+        (report, det, scores): ``report`` is JSON-ready (see :mod:`kws.eval.report`); ``det``
+        the curve; ``scores`` what both are computed from (:class:`kws.metrics.scores.Scores`).
     """
     if not negatives:
         raise ValueError("evaluation needs negative audio to count false alarms")
@@ -119,8 +119,12 @@ def evaluate(scorer: Scorer, timing: Timing, keywords: tuple[str, ...],
     hours = seconds.sum() / 3600
     grid = default_thresholds()
     per_file = file_event_counts(neg_tracks, grid, refractory)  # (files, n_thr, K)
-    clip_speakers = np.array([speaker_of(Path(c.path)) for c in positives])
-    file_speakers = np.array([speaker_of(Path(p)) for p, _ in negatives])
+    scores = Scores(keywords=np.array(keywords, dtype=str), peaks=peaks.astype(np.float64),
+                    labels=labels.astype(np.int64),
+                    clip_speakers=np.array([speaker_of(Path(c.path)) for c in positives], str),
+                    files=np.array([str(p) for p, _ in negatives], str), file_seconds=seconds,
+                    file_speakers=np.array([speaker_of(Path(p)) for p, _ in negatives], str),
+                    file_counts=per_file, thresholds=grid)
     det = det_from_counts([peaks[labels == j, j] for j in range(k)],
                           per_file.sum(axis=0, dtype=np.int64), hours, grid)
 
@@ -134,9 +138,7 @@ def evaluate(scorer: Scorer, timing: Timing, keywords: tuple[str, ...],
     for j, kw in enumerate(keywords):
         points = operating_points(det, j, targets)
         if intervals:
-            spans = miss_intervals(peaks[labels == j, j], per_file[:, :, j], seconds, grid,
-                                   targets, clip_speakers[labels == j], file_speakers)
-            for point, span in zip(points.values(), spans):
+            for point, span in zip(points.values(), scores.intervals(j, targets)):
                 point["miss_rate_95"] = None if span is None else list(span)
         thr = points.get("0.5", next(iter(points.values())))["threshold"]
         delays = []
@@ -166,7 +168,7 @@ def evaluate(scorer: Scorer, timing: Timing, keywords: tuple[str, ...],
             for step in events(track[:, j], listen_at[j], refractory):
                 report["false_alarms"].append({"file": str(path), "time_s": round(float(
                     times[step]), 2), "keyword": kw, "score": float(track[step, j])})
-    return report, det
+    return report, det, scores
 
 
 def operating_points(det: Det, k: int, targets: Iterable[float]) -> dict[str, dict]:

@@ -67,17 +67,28 @@ def miss_intervals(peaks: np.ndarray, file_counts: np.ndarray, file_seconds: np.
     rng = np.random.default_rng(seed)
     files = redraws(rng, len(seconds), file_speakers, resamples)
     clips = redraws(rng, len(peaks), clip_speakers, resamples)
-    fa = (files @ counts) / (files @ seconds / 3600)[:, None]  # (resamples, n_thr)
-    below = peaks[:, None] < thresholds[None, :]  # (n_clips, n_thr): missed at that threshold
-    misses = (clips @ below) / len(peaks)  # (resamples, n_thr)
-    curves = [Det(thresholds, fa[r][:, None], misses[r][:, None]) for r in range(resamples)]
+    values = redrawn_misses(peaks, counts, seconds, thresholds, budgets, files, clips)
     out = []
-    for budget in budgets:
-        values = [curve.operating_point(0, budget)[1] for curve in curves]
-        low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
+    for column in values.T:
+        low, high = np.quantile(column, [(1 - level) / 2, (1 + level) / 2])
         out.append((float(low), float(high)))
     return out
 
+
+def redrawn_misses(peaks: np.ndarray, file_counts: np.ndarray, file_seconds: np.ndarray,
+                   thresholds: np.ndarray, budgets: Sequence[float], files: np.ndarray,
+                   clips: np.ndarray) -> np.ndarray:
+    """The miss rate at each budget on each redraw: ``(resamples, len(budgets))``, for the
+    redraws ``files`` ``(resamples, n_files)`` and ``clips`` ``(resamples, n_clips)``
+    (:func:`redraws`; the arguments as :func:`miss_intervals`'s). Several models scored on the
+    same audio take the same redraws, so that a figure over models can be redrawn too."""
+    peaks = np.asarray(peaks, dtype=np.float64)
+    seconds = np.asarray(file_seconds, dtype=np.float64)
+    fa = (files @ np.asarray(file_counts, dtype=np.float64)) / (files @ seconds / 3600)[:, None]
+    below = peaks[:, None] < np.asarray(thresholds)[None, :]  # (n_clips, n_thr): missed there
+    misses = (clips @ below) / len(peaks)  # (resamples, n_thr)
+    curves = [Det(thresholds, fa[r][:, None], misses[r][:, None]) for r in range(len(fa))]
+    return np.array([[curve.operating_point(0, b)[1] for b in budgets] for curve in curves])
 
 def redraws(rng: np.random.Generator, n: int, speakers: Sequence[str] | None,
             resamples: int) -> np.ndarray:

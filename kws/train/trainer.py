@@ -287,7 +287,7 @@ class Trainer:
         if not self.val_features:
             self.featurize_validation()
         scorer = torch_scorer(self.module, self.cfg, self.device, self.val_features)
-        report, _ = evaluate(scorer, self.timing, self.cfg.model.keywords, self.val_pos,
+        report, _, _ = evaluate(scorer, self.timing, self.cfg.model.keywords, self.val_pos,
                              self.val_neg, self.cfg.decision, intervals=False)
         target = f"{self.cfg.train.target_fa_per_hour:g}"
         out = {}
