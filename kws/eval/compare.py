@@ -33,8 +33,8 @@ def false_alarm_clips(folder: Path, rate: int) -> list[np.ndarray]:
 def figures(folder: Path, positives, negatives, clips: list[np.ndarray]) -> dict:
     """One model's held-out figures and its peaks on the false alarms."""
     engine = exported_engine(folder)
-    report, det, _ = evaluate(engine.scorer, engine.timing, engine.keywords, positives, negatives,
-                           engine.rule)
+    report, det, _ = evaluate(engine.scorer, engine.timing, engine.keywords, positives,
+                              negatives, engine.rule)
     own = {}
     for k, kw in enumerate(engine.keywords):
         threshold = engine.rule.thresholds[kw]

@@ -107,7 +107,9 @@ def markdown_table(reports: list[dict]) -> str:
     note = resolution_note(hours)
     foot = (f"\nNegatives: {hours:.2f} h in {reports[0]['negative_files']} files. Events: {rule}. "
             "Real-time factor: CPU seconds per second of negative audio, offline scoring in "
-            "this process." + (INTERVAL_NOTE if any("[" in row for row in rows) else "") + "\n"
+            "this process." + (INTERVAL_NOTE if any(
+                p.get("miss_rate_95") for r in reports for v in r["keywords"].values()
+                for p in v["at_fa_per_hour"].values()) else "") + "\n"
             + (f"\n\\* {note}.\n" if note else ""))
     return head + "\n".join(rows) + "\n" + foot
 

@@ -45,9 +45,8 @@ def file_event_counts(tracks: list[np.ndarray], thresholds: np.ndarray,
 
 def count_events(tracks: list[np.ndarray], thresholds: np.ndarray, refractory: int) -> np.ndarray:
     """Events per threshold and keyword summed over ``(steps, K)`` tracks: ``(n_thr, K)``."""
-    k = tracks[0].shape[1] if tracks else 0
     if not tracks:
-        return np.zeros((len(thresholds), k), dtype=np.int64)
+        return np.zeros((len(thresholds), 0), dtype=np.int64)
     return file_event_counts(tracks, thresholds, refractory).sum(axis=0, dtype=np.int64)
 
 
