@@ -103,5 +103,5 @@ def validate(manifest: Manifest, cfg: Config) -> tuple[dict, object]:
         lambda wave: cascade_track(second, model.score_features(cached(wave)), wave,
                                    manifest.rule),
         Timing.of(manifest.frontend, manifest.step_frames), manifest.keywords, positives,
-        val.negatives, second.rule, intervals=False)
+        val.negatives, second.rule)
     return report, det

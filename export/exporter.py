@@ -78,8 +78,7 @@ def validation_report(manifest: Manifest | Path, file: str, cfg: Config, val: co
                                   seed=cfg.train.seed)
     report, det, _ = evaluate(lambda wave: model.score_features(featurize(wave)),
                               Timing.of(cfg.frontend, cfg.model.stack_frames),
-                              cfg.model.keywords, positives, val.negatives, cfg.decision,
-                              intervals=False)
+                              cfg.model.keywords, positives, val.negatives, cfg.decision)
     return report, det
 
 

@@ -93,7 +93,8 @@ def evaluate(scorer: Scorer, timing: Timing, keywords: tuple[str, ...],
              intervals: bool = True) -> tuple[dict, Det, Scores]:
     """Score everything, read the scores with ``rule`` (its thresholds are swept, not used) and
     build the report; with ``intervals``, each miss rate's 95% interval as ``miss_rate_95``
-    (about 0.4 s per keyword on 1,000 negative files; training's validation goes without).
+    (about 0.4 s per keyword on 1,000 negative files; training's validation, every epoch, goes
+    without).
 
     Returns:
         (report, det, scores): ``report`` is JSON-ready (see :mod:`kws.eval.report`); ``det``
