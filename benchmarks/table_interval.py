@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kws.metrics.interval import LEVEL, RESAMPLES, redrawn_misses, redraws
+from kws.metrics.interval import LEVEL, RESAMPLES, central, redrawn_misses, redraws
 from kws.metrics.scores import Scores
 from kws.synth.synthesize import keyword_name
 
@@ -60,14 +60,14 @@ def redrawn(phrases: dict[str, dict], resamples: int, seed: int) -> dict[str, np
         clips = None
         rows = []
         for scores in entry["scores"]:
+            if not np.array_equal(scores.clip_speakers, first.clip_speakers):
+                raise SystemExit(f"{phrase!r}: its rounds were scored on different clips")
             args = scores.keyword(list(scores.keywords).index(keyword_name(phrase)))
             key = tuple(scores.files)
             if key not in files:
                 files[key] = redraws(rng, len(key), args["file_speakers"], resamples)
             if clips is None:
                 clips = redraws(rng, len(args["peaks"]), args["clip_speakers"], resamples)
-            if not np.array_equal(scores.clip_speakers, first.clip_speakers):
-                raise SystemExit(f"{phrase!r}: its rounds were scored on different clips")
             del args["clip_speakers"], args["file_speakers"]
             whole = (np.ones((1, len(key))), np.ones((1, len(args["peaks"]))))
             rows.append(np.concatenate([
@@ -78,7 +78,7 @@ def redrawn(phrases: dict[str, dict], resamples: int, seed: int) -> dict[str, np
 
 
 def span(values: np.ndarray) -> str:
-    low, high = np.quantile(values, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
+    low, high = central(values)
     return f"{100 * low:.1f}-{100 * high:.1f}%"
 
 

@@ -68,11 +68,13 @@ def miss_intervals(peaks: np.ndarray, file_counts: np.ndarray, file_seconds: np.
     files = redraws(rng, len(seconds), file_speakers, resamples)
     clips = redraws(rng, len(peaks), clip_speakers, resamples)
     values = redrawn_misses(peaks, counts, seconds, thresholds, budgets, files, clips)
-    out = []
-    for column in values.T:
-        low, high = np.quantile(column, [(1 - level) / 2, (1 + level) / 2])
-        out.append((float(low), float(high)))
-    return out
+    return [central(column, level) for column in values.T]
+
+
+def central(values: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
+    """The bounds of the central ``level`` share of ``(resamples,)`` redrawn values."""
+    low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
 
 
 def redrawn_misses(peaks: np.ndarray, file_counts: np.ndarray, file_seconds: np.ndarray,
