@@ -3,7 +3,7 @@
 A Piper voice is an ONNX graph with a JSON file beside it (phoneme id map, sample rate). The
 graph draws its noise with ``RandomNormalLike`` nodes that onnxruntime seeds from the clock, so
 the piper program never says a text the same way twice, and the same seed, code and config
-trained a different model each time (docs/experiments.md, 2026-12-04). Here each such node is
+rendered different files each time (docs/experiments.md, 2026-12-04). Here each such node is
 replaced by the first values of a new graph input that :meth:`PiperVoice.speak` fills from its
 ``seed``: the same voice, text, scales and seed give the same samples. The phonemes are the ones
 piper's own phonemizer writes: espeak-ng's IPA (the Debian program, run as a separate program),

@@ -65,10 +65,9 @@ class Voice:
     durations by ``150 / rate``. ``pitch`` (0..99) is espeak-ng's; hibari uses it to seed its
     generator noise, piper to scale its own and (with the rate) to seed it, kokoro to draw its
     speaker's blend of voices; flite and festival keep their voice's pitch (and festival's HTS
-    voices their pace).
-    hibari alone also takes a speaker: ``f0`` multiplies its pitch curve and ``tract`` is a vocal
-    tract length factor (formants move by ``1 / tract``), applied to the network's spectra before
-    its vocoder, so that one neural voice becomes many speakers.
+    voices their pace). hibari alone also takes a speaker: ``f0`` multiplies its pitch curve
+    and ``tract`` is a vocal tract length factor (formants move by ``1 / tract``), applied to
+    the network's spectra before its vocoder, so that one neural voice becomes many speakers.
     """
 
     engine: str
