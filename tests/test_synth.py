@@ -109,6 +109,20 @@ def test_a_phrase_that_starts_with_a_dash_is_spoken_not_read_as_an_option(tmp_pa
         assert phonemes("-computer") == phonemes("computer")
 
 
+def test_espeak_ng_missing_or_failing_is_named_not_read_as_no_phonemes(tmp_path, monkeypatch):
+    from kws.synth.phonemes import ipa, phonemes
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(RuntimeError, match=r"apt-get install espeak-ng"):
+        phonemes("computer")
+    fake = tmp_path / "espeak-ng"
+    fake.write_text("#!/bin/sh\necho 'no voice data' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    for helper in (phonemes, ipa):
+        with pytest.raises(RuntimeError, match=r"espeak-ng failed on 'computer': no voice data"):
+            helper("computer")
+
+
 ENGINES = sorted(tts.INSTALL_HINT)
 
 

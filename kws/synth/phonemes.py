@@ -24,26 +24,35 @@ SENTENCES = (
 )
 
 
+def espeak(text: str, options: list[str]) -> str:
+    """What espeak-ng writes for ``text`` (on its standard input, never where it could be an
+    option) with ``options``; phonemes only (``-q``).
+
+    Raises:
+        RuntimeError: espeak-ng is missing or failed (its own words).
+    """
+    try:
+        proc = subprocess.run(["espeak-ng", "--stdin", "-q", *options], input=text,
+                              capture_output=True, text=True, timeout=60)
+    except FileNotFoundError as e:
+        raise RuntimeError("espeak-ng is not installed (apt-get install espeak-ng)") from e
+    if proc.returncode != 0:
+        raise RuntimeError(f"espeak-ng failed on {text!r}: {proc.stderr.strip()}")
+    return proc.stdout
+
+
 def ipa(text: str, voice: str = "en-us", tie: str | None = None) -> str:
     """espeak-ng's IPA of ``text`` in ``voice`` (words split by one space; its clauses, which
     it writes a line each, joined the same way; affricates and diphthongs tied by ``tie`` when
-    given), the text on standard input, never where it could be an option.
-
-    Raises:
-        RuntimeError: espeak-ng failed (its own words).
-    """
-    argv = ["espeak-ng", "--stdin", "-q", "--ipa", "-v", voice] + ([f"--tie={tie}"] if tie else [])
-    proc = subprocess.run(argv, input=text, capture_output=True, text=True, timeout=60)
-    if proc.returncode != 0:
-        raise RuntimeError(f"espeak-ng failed on {text!r}: {proc.stderr.strip()}")
-    return " ".join(proc.stdout.split())
+    given). RuntimeError as :func:`espeak`."""
+    options = ["--ipa", "-v", voice] + ([f"--tie={tie}"] if tie else [])
+    return " ".join(espeak(text, options).split())
 
 
 def phonemes(text: str) -> str:
-    """espeak-ng phoneme mnemonics of ``text`` (e.g. computer -> k@mpj'u:t3)."""
-    proc = subprocess.run(["espeak-ng", "--stdin", "-q", "-x"], input=text, capture_output=True,
-                          text=True)
-    return proc.stdout.strip()
+    """espeak-ng phoneme mnemonics of ``text`` (e.g. computer -> k@mpj'u:t3). RuntimeError as
+    :func:`espeak`."""
+    return espeak(text, ["-x"]).strip()
 
 
 VOWELS = ("a", "e", "i", "o", "u", "@", "3", "A", "E", "I", "O", "U", "V", "aI", "eI", "oU",
