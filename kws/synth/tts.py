@@ -14,9 +14,8 @@ Programs are run with argument lists (never through a shell); the one Python eng
 Nothing is installed or downloaded here: :func:`available` reports what is missing and how to add
 it. Kokoro's network and Piper's voice files run in this process (:mod:`kws.synth.kokoro`,
 :mod:`kws.synth.piper_voice`, its noise seeded; piper's own program is not used). The GPL
-programs run as separate processes; the audio they make carries no licence of theirs. festival
-runs as one long-lived program (:mod:`kws.synth.festival_process`), espeak-ng and flite as a
-program per rendering.
+programs run as separate processes, one per rendering (festival's through
+:mod:`kws.synth.festival_process`); the audio they make carries no licence of theirs.
 """
 
 from __future__ import annotations
@@ -236,7 +235,7 @@ def render(voice: Voice, text: str, sample_rate: int = 16000) -> np.ndarray:
         if voice.engine == "festival":
             text_file = Path(tmp) / "text.txt"
             text_file.write_text(text)
-            festival_process.festival().speak(voice.name, voice.stretch, text_file, out)
+            festival_process.speak(voice.name, voice.stretch, text_file, out)
             return load_audio(out, sample_rate)
         argv, stdin = voice.command(text, out)
         if not (shutil.which(argv[0]) or Path(argv[0]).is_file()):
