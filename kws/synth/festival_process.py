@@ -17,10 +17,8 @@ Scheme; texts only travel in files, so no text is ever read as a command.
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
-TIMEOUT_S = 60.0
 HEAP_CELLS = 1_000_000
 # the waveform of every utterance of the text, joined, as text2wave saves them
 SETUP = ("(define (kws_keep utt) (set! kws_wave (if kws_wave (wave.append kws_wave (utt.wave utt))"
@@ -36,16 +34,11 @@ def scheme_path(path: Path) -> str:
     return f'"{text}"'
 
 
-def speak(voice: str, stretch: float, text_file: Path, out: Path) -> None:
-    """Speak the text in ``text_file`` with festival voice ``voice`` (a folder name such as
-    ``kal_diphone``) and durations times ``stretch``, in a new festival; the WAV file goes to
-    ``out``.
-
-    Raises:
-        ValueError: ``voice`` is not a voice folder name.
-        RuntimeError: festival is missing, failed on the text or took longer than
-            ``TIMEOUT_S`` (its messages included).
-    """
+def command(voice: str, stretch: float, text_file: Path, out: Path) -> tuple[list[str], str]:
+    """festival's argument list and standard input that speak the text in ``text_file`` with
+    festival voice ``voice`` (a folder name such as ``kal_diphone``) and durations times
+    ``stretch`` into the WAV file ``out``; run once per rendering
+    (:func:`kws.synth.tts.render`). ValueError: ``voice`` is not a voice folder name."""
     if not VOICE_NAME.fullmatch(voice):
         raise ValueError(f"festival voice {voice!r}: letters, digits and '_' only")
     # one expression: an error anywhere (an unknown voice) stops the rest
@@ -53,15 +46,4 @@ def speak(voice: str, stretch: float, text_file: Path, out: Path) -> None:
               f"(set! kws_wave nil) (set! tts_hooks (list utt.synth kws_keep)) "
               f"(tts_file {scheme_path(text_file)} nil) "
               f"(wave.save kws_wave {scheme_path(out)} 'riff))\n")
-    try:
-        done = subprocess.run(["festival", "--heap", str(HEAP_CELLS), "--pipe"], input=script,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                              timeout=TIMEOUT_S)
-    except FileNotFoundError as e:
-        raise RuntimeError("festival is not installed (apt-get install festival)") from e
-    except subprocess.TimeoutExpired as e:
-        raise RuntimeError(f"festival took longer than {TIMEOUT_S:g} s on "
-                           f"{text_file.read_text()!r}") from e
-    if not out.is_file():
-        raise RuntimeError(f"festival failed on {text_file.read_text()!r}: "
-                           + (done.stderr.strip() or "no message"))
+    return ["festival", "--heap", str(HEAP_CELLS), "--pipe"], script

